@@ -1,0 +1,431 @@
+"""The Network: a stack of layers trained by mini-batch stochastic gradient descent.
+
+This is the book's ``network2.Network`` (chapters 1-3) made layer-based and
+fully matrix-based: a whole mini-batch goes through ``backprop`` at once, as the
+chapter 2 exercise suggests.  The same class trains chapter 6's convolutional nets,
+because every layer speaks the same forward/backward protocol (:mod:`nndl.layers`).
+"""
+import time
+
+import numpy as np
+
+from . import backend, costs, io
+from . import regularization as _reg
+from .errors import ConfigError, DataError, ShapeError
+from .layers import Dense, Dropout, Flatten, Layer
+from .optimizers import SGD as PlainSGD
+
+_EVAL_BATCH = 1000  # examples per forward pass when evaluating
+
+# The layer classes a saved model may name (chapter 6 adds its layers here).
+LAYER_TYPES = {c.__name__: c for c in (Dense, Dropout, Flatten)}
+
+
+class History:
+    """What ``SGD`` monitored, one entry per epoch.
+
+    Unpacks like the book's return value::
+
+        evaluation_cost, evaluation_accuracy, training_cost, training_accuracy = net.SGD(...)
+
+    Accuracies are counts of correct examples, as in the book; ``n_evaluation`` and
+    ``n_training`` give the denominators.
+    """
+
+    def __init__(self):
+        self.evaluation_cost, self.evaluation_accuracy = [], []
+        self.training_cost, self.training_accuracy = [], []
+        self.epoch_seconds, self.eta = [], []
+        self.n_evaluation = self.n_training = 0
+        self.stopped_early = False
+
+    def __iter__(self):
+        return iter((self.evaluation_cost, self.evaluation_accuracy,
+                     self.training_cost, self.training_accuracy))
+
+    def __getitem__(self, i):
+        return tuple(self)[i]
+
+    def __len__(self):
+        return 4
+
+    def best_epoch(self):
+        """Epoch of the highest evaluation accuracy (the first of ties), or None."""
+        acc = self.evaluation_accuracy
+        return int(np.argmax(acc)) if acc else None
+
+    def to_dict(self):
+        return {k: list(v) if isinstance(v, list) else v for k, v in vars(self).items()}
+
+
+class Network:
+    """A stack of layers: ``a^l = layer_l(a^{l-1})``, trained to minimise ``cost``.
+
+    ``Network([784, 30, 10])`` is shorthand for ``[Dense(784, 30), Dense(30, 10)]`` with
+    sigmoid activations (``activation=``, ``output_activation=`` change that).  Pass a
+    list of layers for anything else.  Layers are built, and their shapes checked
+    against each other, here; parameters are drawn from ``numpy.random.default_rng(seed)``
+    (or ``rng``), which also shuffles the mini-batches, so one seed fixes a whole run.
+    """
+
+    def __init__(self, layers, cost=costs.CrossEntropyCost, init="default",
+                 activation="sigmoid", output_activation=None, dtype=np.float64,
+                 seed=None, rng=None, input_shape=None):
+        self.cost = costs.get(cost)
+        self.dtype = backend.as_dtype(dtype)
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        layers = list(layers)
+        if not layers:
+            raise ConfigError("layers: expected a list of layer sizes or layers, got an empty list")
+        if all(isinstance(s, (int, np.integer)) for s in layers):
+            sizes = [int(s) for s in layers]
+            if len(sizes) < 2 or min(sizes) < 1:
+                raise ConfigError(f"sizes: expected at least two positive sizes, got {sizes}")
+            out_act = output_activation or activation
+            layers = [Dense(n_in, n_out, activation if k < len(sizes) - 2 else out_act, init=init)
+                      for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))]
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(f"layers[{i}]: expected a layer or an int size, got {layer!r}")
+        self.layers = layers
+        if input_shape is None:
+            first = layers[0]
+            input_shape = getattr(first, "input_shape", None) or (
+                (first.n_in,) if hasattr(first, "n_in") else None)
+            if input_shape is None:
+                raise ConfigError(f"input_shape: cannot infer it from {first!r}; pass input_shape=")
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self._build()
+        out = self.layers[-1]
+        if not hasattr(out, "backward_from_delta"):
+            raise ConfigError(f"the last layer must have an activation (Dense, softmax ...), got {out!r}")
+        self.optimizer = PlainSGD()
+        self.n_train = None
+
+    def _build(self):
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.build(shape, self.rng, self.dtype)
+            except ShapeError as e:
+                raise ShapeError(f"layer {i} ({type(layer).__name__}): {e}") from None
+        self.output_shape = tuple(shape)
+
+    # -- the book's attribute names -------------------------------------------------
+    @property
+    def sizes(self):
+        dense = [l for l in self.layers if isinstance(l, Dense)]
+        return [dense[0].n_in] + [l.n_out for l in dense] if dense else []
+
+    @property
+    def num_layers(self):
+        return len(self.sizes)
+
+    @property
+    def weights(self):
+        """The weight matrices (n_out, n_in), as views: changing them changes the net."""
+        return [l.w for l in self.layers if isinstance(l, Dense)]
+
+    @property
+    def biases(self):
+        """The bias vectors as (n_out, 1) columns, as in the book (views)."""
+        return [l.b.reshape(-1, 1) for l in self.layers if isinstance(l, Dense)]
+
+    def default_weight_initializer(self):
+        """Redraw weights N(0, 1/n_in), biases N(0, 1)  (ch. 3)."""
+        self._reinit("default")
+
+    def large_weight_initializer(self):
+        """Redraw weights and biases N(0, 1), as chapter 1 did."""
+        self._reinit("large")
+
+    def _reinit(self, init):
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                layer.init = init
+                layer.initialize(self.rng, self.dtype)
+
+    # -- forward and backward -------------------------------------------------------
+    def feedforward(self, x, train=False):
+        """Output activations for a batch: (N, *input_shape) -> (N, *output_shape)."""
+        a = x
+        for layer in self.layers:
+            a = layer.forward(a, train)
+        return a
+
+    def backprop(self, x, y):
+        """Fill every layer's ``nabla_*`` with ∂C/∂p of the cost summed over the batch.
+
+        x: (N, *input_shape) inputs; y: (N, n_out) targets (one-hot for classes).
+        Returns the output activations (N, n_out).
+        """
+        a = self.feedforward(x, train=True)
+        out = self.layers[-1]
+        grad = out.backward_from_delta(self.cost.delta(out.z, a, y, out.activation))  # BP1
+        for layer in reversed(self.layers[:-1]):
+            grad = layer.backward(grad)                        # BP2, layer by layer
+        return a
+
+    def update_mini_batch(self, x, y, eta, lmbda=0.0, n=None, regularization="L2"):
+        """One gradient step on a mini-batch (x, y) of arrays; n = training-set size."""
+        m = len(x)
+        reg = regularization if hasattr(regularization, "grad") else \
+            _reg.get(regularization, lmbda)
+        self.backprop(x, y)
+        self.optimizer.step(self.layers, eta, m, reg, n or m)
+
+    # -- evaluation -----------------------------------------------------------------
+    def predict(self, x):
+        """Predicted class of each example: (N, *input_shape) -> (N,) ints."""
+        x = self._inputs(x, "x")
+        return np.concatenate([backend.to_numpy(self.feedforward(x[k:k + _EVAL_BATCH]).argmax(axis=1))
+                               for k in range(0, len(x), _EVAL_BATCH)])
+
+    def accuracy(self, data, convert=False):
+        """Number of examples in ``data`` whose output's argmax is the right class.
+
+        ``data`` is ``(X, y)`` arrays or the book's list of ``(x, y)`` tuples; ``y`` may be
+        labels or one-hot rows (``convert`` is accepted for network2 compatibility).
+        """
+        x, labels, _ = self._prepare(data, "data")
+        if labels is None:
+            raise DataError("data: accuracy needs class labels or one-hot targets")
+        return int((self.predict(x) == labels).sum())
+
+    def evaluate(self, test_data):
+        """The book's chapter 1 name for :meth:`accuracy`."""
+        return self.accuracy(test_data)
+
+    def total_cost(self, data, lmbda=0.0, convert=False, n=None, regularization="L2"):
+        """Mean cost per example over ``data`` plus the regularization term, counted once.
+
+        The penalty uses n = the training-set size (from the last ``SGD`` call, else
+        ``n`` or ``len(data)``), so training and evaluation costs are comparable.
+        """
+        x, _, y = self._prepare(data, "data")
+        c = 0.0
+        for k in range(0, len(x), _EVAL_BATCH):
+            c += self.cost.fn(self.feedforward(x[k:k + _EVAL_BATCH]), y[k:k + _EVAL_BATCH])
+        c /= len(x)
+        reg = regularization if hasattr(regularization, "penalty") else \
+            _reg.get(regularization, lmbda)
+        if reg is not None:
+            c += reg.penalty(self._regularized_params(), n or self.n_train or len(x))
+        return c
+
+    def _regularized_params(self):
+        return [p for l in self.layers for name, p, _ in l.parameters() if name in l.regularized]
+
+    # -- data -----------------------------------------------------------------------
+    def _inputs(self, x, what):
+        x = np.asarray(x) if not hasattr(x, "__cuda_array_interface__") else x
+        if x.ndim == 0 or len(x) == 0:
+            raise DataError(f"{what}: no examples")
+        per = int(np.prod(self.input_shape))
+        if x.shape[1:] != self.input_shape:
+            if int(np.prod(x.shape[1:])) != per:
+                raise ShapeError(f"{what}: expected examples of shape {self.input_shape} "
+                                 f"({per} values), got {x.shape[1:]}")
+            x = x.reshape((len(x),) + self.input_shape)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        return x
+
+    def _prepare(self, data, what):
+        """``(X, labels or None, Y targets)`` from ``(X, y)`` arrays or a list of book tuples."""
+        if isinstance(data, tuple) and len(data) == 2 and hasattr(data[0], "ndim") \
+                and data[0].ndim >= 2 and np.ndim(data[1]) >= 1 and len(data[0]) == len(data[1]):
+            x, y = data
+        else:
+            pairs = list(data)
+            if not pairs:
+                raise DataError(f"{what}: no examples")
+            try:
+                x = np.stack([np.asarray(p[0]).reshape(-1) for p in pairs])
+                ys = [np.asarray(p[1]) for p in pairs]
+            except (TypeError, IndexError, ValueError) as e:
+                raise DataError(f"{what}: expected (X, y) arrays or a list of (x, y) tuples ({e})") from None
+            y = np.stack([v.reshape(-1) for v in ys]) if ys[0].size > 1 else \
+                np.array([int(v) for v in ys])
+        x = self._inputs(x, what)
+        y = np.asarray(y)
+        if len(y) != len(x):
+            raise ShapeError(f"{what}: {len(x)} inputs but {len(y)} labels/targets")
+        if not np.isfinite(x).all():
+            raise DataError(f"{what}: inputs contain NaN or infinity")
+        n_out = int(np.prod(self.output_shape))
+        if y.ndim == 1:
+            if not np.issubdtype(y.dtype, np.integer):
+                if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+                    raise DataError(f"{what}: labels must be integers, got dtype {y.dtype}")
+                y = y.astype(np.int64)
+            bad = (y < 0) | (y >= n_out)
+            if bad.any():
+                raise DataError(f"{what}: label {int(y[bad][0])} out of range [0, {n_out}) "
+                                f"at index {int(np.flatnonzero(bad)[0])}")
+            targets = np.zeros((len(y), n_out), self.dtype)
+            targets[np.arange(len(y)), y] = 1
+            return x, y, targets
+        if y.shape[1:] != (n_out,):
+            raise ShapeError(f"{what}: targets of shape {y.shape[1:]}, expected ({n_out},)")
+        if not np.isfinite(y).all():
+            raise DataError(f"{what}: targets contain NaN or infinity")
+        targets = y.astype(self.dtype)
+        labels = y.argmax(axis=1) if n_out > 1 else None
+        return x, labels, targets
+
+    # -- training -------------------------------------------------------------------
+    def SGD(self, training_data, epochs, mini_batch_size, eta, lmbda=0.0,
+            evaluation_data=None, monitor_evaluation_cost=False,
+            monitor_evaluation_accuracy=False, monitor_training_cost=False,
+            monitor_training_accuracy=False, early_stopping_n=0, schedule_n=0,
+            test_data=None, regularization="L2", optimizer=None, verbose=True,
+            progress=False, callback=None):
+        """Train by mini-batch stochastic gradient descent; return a :class:`History`.
+
+        The book's signature (network2, plus network's ``test_data``): ``epochs`` passes
+        over ``training_data`` in mini-batches of ``mini_batch_size`` (the last one may be
+        shorter), learning rate ``eta``, L2 strength ``lmbda`` (``regularization="L1"``
+        for L1).  ``early_stopping_n`` stops after that many epochs without a new best
+        evaluation accuracy; ``schedule_n`` halves eta after that many such epochs and
+        stops when eta has fallen to eta/128 (chapter 3's exercises).  ``callback(epoch,
+        net, history)`` runs after each epoch.
+        """
+        x, _, y = self._prepare(training_data, "training_data")
+        n = len(x)
+        m = int(mini_batch_size)
+        if m < 1 or m > n:
+            raise ConfigError(f"mini_batch_size: expected 1 <= mini_batch_size <= {n} "
+                              f"(the training-set size), got {mini_batch_size}")
+        if eta <= 0 or not np.isfinite(eta):
+            raise ConfigError(f"eta: expected a positive learning rate, got {eta}")
+        if lmbda < 0 or not np.isfinite(lmbda):
+            raise ConfigError(f"lmbda: expected lmbda >= 0, got {lmbda}")
+        if int(epochs) < 0:
+            raise ConfigError(f"epochs: expected epochs >= 0, got {epochs}")
+        chapter1_report = test_data is not None and evaluation_data is None
+        if chapter1_report:
+            evaluation_data, monitor_evaluation_accuracy = test_data, True
+        if (early_stopping_n or schedule_n) and evaluation_data is None:
+            raise ConfigError("early_stopping_n / schedule_n need evaluation_data to watch")
+        ev = self._prepare(evaluation_data, "evaluation_data") if evaluation_data is not None else None
+        reg = regularization if hasattr(regularization, "grad") else \
+            _reg.get(regularization, lmbda)
+        if optimizer is not None:
+            self.optimizer = optimizer
+        self.n_train = n
+        history = History()
+        history.n_training, history.n_evaluation = n, (len(ev[0]) if ev else 0)
+        eta0, best, since_best = eta, -1, 0
+        bar = _progress(progress, n)
+        for epoch in range(int(epochs)):
+            start = time.perf_counter()
+            if bar is not None:
+                bar.reset()
+                bar.set_description(f"Epoch {epoch}")
+            perm = self.rng.permutation(n)
+            for k in range(0, n, m):
+                idx = perm[k:k + m]
+                self.backprop(x[idx], y[idx])
+                self.optimizer.step(self.layers, eta, len(idx), reg, n)
+                if bar is not None and (k // m) % 50 == 49:
+                    bar.update(min(50 * m, n - bar.n))
+            if bar is not None:
+                bar.update(n - bar.n)
+            history.epoch_seconds.append(time.perf_counter() - start)
+            history.eta.append(eta)
+            lines = []
+            if monitor_training_cost:
+                history.training_cost.append(self.total_cost((x, y), lmbda, n=n, regularization=reg or "L2"))
+                lines.append(f"Cost on training data: {history.training_cost[-1]}")
+            if monitor_training_accuracy:
+                history.training_accuracy.append(self.accuracy((x, y)))
+                lines.append(f"Accuracy on training data: {history.training_accuracy[-1]} / {n}")
+            acc = None
+            if ev is not None:
+                if monitor_evaluation_cost:
+                    history.evaluation_cost.append(self.total_cost((ev[0], ev[2]), lmbda, n=n, regularization=reg or "L2"))
+                    lines.append(f"Cost on evaluation data: {history.evaluation_cost[-1]}")
+                if monitor_evaluation_accuracy or early_stopping_n or schedule_n:
+                    acc = int((self.predict(ev[0]) == ev[1]).sum())
+                    history.evaluation_accuracy.append(acc)
+                    lines.append(f"Accuracy on evaluation data: {acc} / {len(ev[0])}")
+            if verbose:
+                secs = history.epoch_seconds[-1]
+                if chapter1_report:
+                    print(f"Epoch {epoch}: {acc} / {len(ev[0])}  ({secs:.2f} s)")
+                else:
+                    print(f"Epoch {epoch} training complete ({secs:.2f} s)")
+                    for line in lines:
+                        print(line)
+            if callback is not None:
+                callback(epoch, self, history)
+            if acc is not None:
+                if acc > best:
+                    best, since_best = acc, 0
+                else:
+                    since_best += 1
+                if early_stopping_n and since_best >= early_stopping_n:
+                    history.stopped_early = True
+                    if verbose:
+                        print(f"Early stopping: no improvement in {early_stopping_n} epochs")
+                    break
+                if schedule_n and since_best >= schedule_n:
+                    eta, since_best = eta / 2, 0
+                    if eta <= eta0 / 128:
+                        history.stopped_early = True
+                        if verbose:
+                            print(f"Stopping: learning rate fell to eta/128 = {eta}")
+                        break
+                    if verbose:
+                        print(f"Halving the learning rate to {eta}")
+        if bar is not None:
+            bar.close()
+        self.history = history
+        return history
+
+    # -- saving ---------------------------------------------------------------------
+    def save(self, filename):
+        """Write the network to ``filename`` (.npz, or .json like network2), atomically."""
+        arrays = {}
+        for i, layer in enumerate(self.layers):
+            for name, p, _ in layer.parameters():
+                arrays[f"{i}/{name}"] = backend.to_numpy(p)
+        meta = {
+            "cost": self.cost.__name__,
+            "dtype": str(self.dtype),
+            "input_shape": list(self.input_shape),
+            "layers": [{"type": type(l).__name__, "config": l.config()} for l in self.layers],
+        }
+        io.write_arrays(filename, meta, arrays)
+
+    @classmethod
+    def load(cls, filename):
+        """Read a network written by :meth:`save`."""
+        meta, arrays = io.read_arrays(filename)
+        name = getattr(filename, "name", str(filename))
+        try:
+            layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in meta["layers"]]
+            net = cls(layers, cost=meta["cost"], dtype=meta["dtype"],
+                      input_shape=meta["input_shape"], rng=np.random.default_rng(0))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise io.FormatError(f"{name}: bad layer description ({type(e).__name__}: {e})") from None
+        for i, layer in enumerate(net.layers):
+            for pname, p, _ in layer.parameters():
+                key = f"{i}/{pname}"
+                if key not in arrays:
+                    raise io.FormatError(f"{name}: missing array {key}")
+                a = arrays[key]
+                if a.shape != p.shape:
+                    raise io.FormatError(f"{name}: array {key} has shape {a.shape}, expected {p.shape}")
+                p[...] = a
+        return net
+
+
+def _progress(progress, n):
+    """A tqdm bar over one epoch's examples, or None; silent when not a terminal."""
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n, unit="ex", leave=False, disable=None, dynamic_ncols=True)
