@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 
-from . import backend, costs, io
+from . import backend, costs, fastpath, io
 from . import regularization as _reg
-from .errors import ConfigError, DataError, ShapeError
+from .errors import ConfigError, DataError, DivergenceError, ShapeError
 from .layers import Dense, Dropout, Flatten, Layer
 from .optimizers import SGD as PlainSGD
 
@@ -234,7 +234,7 @@ class Network:
     def _prepare(self, data, what):
         """``(X, labels or None, Y targets)`` from ``(X, y)`` arrays or a list of book tuples."""
         if isinstance(data, tuple) and len(data) == 2 and hasattr(data[0], "ndim") \
-                and data[0].ndim >= 2 and np.ndim(data[1]) >= 1 and len(data[0]) == len(data[1]):
+                and data[0].ndim >= 2 and np.ndim(data[1]) >= 1:
             x, y = data
         else:
             pairs = list(data)
@@ -280,7 +280,7 @@ class Network:
             monitor_evaluation_accuracy=False, monitor_training_cost=False,
             monitor_training_accuracy=False, early_stopping_n=0, schedule_n=0,
             test_data=None, regularization="L2", optimizer=None, verbose=True,
-            progress=False, callback=None):
+            progress=False, callback=None, fast=True):
         """Train by mini-batch stochastic gradient descent; return a :class:`History`.
 
         The book's signature (network2, plus network's ``test_data``): ``epochs`` passes
@@ -289,7 +289,8 @@ class Network:
         for L1).  ``early_stopping_n`` stops after that many epochs without a new best
         evaluation accuracy; ``schedule_n`` halves eta after that many such epochs and
         stops when eta has fallen to eta/128 (chapter 3's exercises).  ``callback(epoch,
-        net, history)`` runs after each epoch.
+        net, history)`` runs after each epoch.  ``fast=False`` forces the layer-by-layer
+        reference path even where the fused one (:mod:`nndl.fastpath`) applies.
         """
         x, _, y = self._prepare(training_data, "training_data")
         n = len(x)
@@ -318,20 +319,39 @@ class Network:
         history.n_training, history.n_evaluation = n, (len(ev[0]) if ev else 0)
         eta0, best, since_best = eta, -1, 0
         bar = _progress(progress, n)
+        fused = None
+        if fast and isinstance(x, np.ndarray) and fastpath.eligible(self, self.optimizer, reg):
+            fused = fastpath.FusedTrainer(self, m)
+            x = np.ascontiguousarray(x.reshape(n, -1))
         for epoch in range(int(epochs)):
             start = time.perf_counter()
             if bar is not None:
                 bar.reset()
                 bar.set_description(f"Epoch {epoch}")
             perm = self.rng.permutation(n)
-            for k in range(0, n, m):
-                idx = perm[k:k + m]
-                self.backprop(x[idx], y[idx])
-                self.optimizer.step(self.layers, eta, len(idx), reg, n)
-                if bar is not None and (k // m) % 50 == 49:
-                    bar.update(min(50 * m, n - bar.n))
-            if bar is not None:
-                bar.update(n - bar.n)
+            if fused is not None:
+                # Whole runs of mini-batches per compiled call; the bar moves between them.
+                for k in range(0, n, _FUSED_CHUNK * m):
+                    stop = min(n, k + _FUSED_CHUNK * m)
+                    bad = fused.run(x, y, perm, k, stop, eta, reg, n)
+                    if bad >= 0:
+                        raise _diverged(epoch, k // m + bad, eta)
+                    if bar is not None:
+                        bar.update(stop - k)
+            else:
+                for k in range(0, n, m):
+                    idx = perm[k:k + m]
+                    # A diverging net overflows; that is detected just below and
+                    # reported with its epoch and mini-batch, not as a bare warning.
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        a = self.backprop(x[idx], y[idx])
+                    if not bool(backend.xp(a).isfinite(a).all()):
+                        raise _diverged(epoch, k // m, eta)
+                    self.optimizer.step(self.layers, eta, len(idx), reg, n)
+                    if bar is not None and (k // m) % 50 == 49:
+                        bar.update(min(50 * m, n - bar.n))
+                if bar is not None:
+                    bar.update(n - bar.n)
             history.epoch_seconds.append(time.perf_counter() - start)
             history.eta.append(eta)
             lines = []
@@ -420,6 +440,15 @@ class Network:
                     raise io.FormatError(f"{name}: array {key} has shape {a.shape}, expected {p.shape}")
                 p[...] = a
         return net
+
+
+_FUSED_CHUNK = 500  # mini-batches per call of the fused kernel (progress-bar granularity)
+
+
+def _diverged(epoch, batch, eta):
+    return DivergenceError(
+        f"training diverged in epoch {epoch}, mini-batch {batch}: the network's output is "
+        f"NaN or infinite; try a smaller learning rate than eta={eta}")
 
 
 def _progress(progress, n):

@@ -1,0 +1,350 @@
+#!/usr/bin/env python
+"""How fast nndl trains the book's networks, against the alternatives, in one run.
+
+Every workload is defined once in WORKLOADS and run, interleaved and repeated, by each
+implementation that supports it:
+
+* ``nndl``    -- nndl.Network.SGD (the fused numba path where it applies);
+* ``numpy``   -- a plain vectorized numpy step (whole mini-batch, no fusion);
+* ``loop``    -- the book's chapter 2 code: one example at a time, column vectors;
+* ``torch``   -- PyTorch eager on the CPU (if installed), same threads, same step.
+
+Times are seconds per epoch (the loop runs on a slice and is scaled up, as marked),
+medians of the repetitions.  Ratios compare implementations measured in this same run,
+which is what to trust on a machine whose speed drifts.
+
+    python scripts/benchmark.py --quick          # about a minute
+    python scripts/benchmark.py                  # everything, incl. peak memory
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import nndl  # noqa: E402
+from nndl import Dense, Network  # noqa: E402
+
+THREADS = int(os.environ.get("NNDL_BENCH_THREADS", "2"))
+
+# name -> definition.  kind "mlp": Dense sigmoid stack; kind "conv": chapter 6's net.
+WORKLOADS = {
+    "W1": dict(kind="mlp", sizes=[784, 30, 10], cost="quadratic", eta=3.0, lmbda=0.0,
+               n=50_000, about="[784,30,10] quadratic, eta 3.0"),
+    "W2": dict(kind="mlp", sizes=[784, 100, 10], cost="cross-entropy", eta=0.5, lmbda=5.0,
+               n=50_000, about="[784,100,10] cross-entropy, L2 lambda 5"),
+    "W3": dict(kind="conv", cost="log-likelihood", eta=0.03, lmbda=0.0, n=10_000,
+               about="ConvPool(20,1,5,5)-ConvPool(40,20,5,5)-FC100 ReLU-softmax"),
+}
+PLAN = [("W1", 10), ("W2", 10), ("W3", 10), ("W1", 64), ("W1", 256), ("W3", 64), ("W3", 256)]
+
+
+# ---------------------------------------------------------------- FLOP accounting
+def mlp_flops(sizes, n):
+    """Multiply-adds x2, forward + both backward products (none into the input)."""
+    macs = 0
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        macs += a * b * (2 if k == 0 else 3)
+    return 2.0 * macs * n
+
+
+def conv_flops(n):
+    c1 = 24 * 24 * 20 * 25            # conv1 outputs x (1*5*5)
+    c2 = 8 * 8 * 40 * 20 * 25         # conv2 outputs x (20*5*5)
+    fc = 40 * 4 * 4 * 100 + 100 * 10
+    return 2.0 * (2 * c1 + 3 * c2 + 3 * fc) * n
+
+
+def inference_flops(w, n):
+    if w["kind"] == "mlp":
+        return 2.0 * sum(a * b for a, b in zip(w["sizes"][:-1], w["sizes"][1:])) * n
+    return 2.0 * (24 * 24 * 20 * 25 + 8 * 8 * 40 * 500 + 640 * 100 + 1000) * n
+
+
+def peak_gflops(dtype):
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(dtype)
+    a @ a
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - t)
+    return 2 * 2048 ** 3 / np.median(times) / 1e9
+
+
+# ---------------------------------------------------------------- implementations
+def nndl_net(w, dtype, seed=0):
+    if w["kind"] == "mlp":
+        return Network(w["sizes"], cost=w["cost"], dtype=dtype, seed=seed)
+    from nndl.conv import ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer
+
+    layers = [ConvPoolLayer((20, 1, 5, 5), (10, 1, 28, 28), (2, 2), "relu"),
+              ConvPoolLayer((40, 20, 5, 5), (10, 20, 12, 12), (2, 2), "relu"),
+              FullyConnectedLayer(40 * 4 * 4, 100, "relu"),
+              SoftmaxLayer(100, 10)]
+    return Network(layers, cost="log-likelihood", dtype=dtype, seed=seed)
+
+
+def run_nndl(w, X, y, mb, dtype):
+    net = nndl_net(w, dtype)
+    t = time.perf_counter()
+    net.SGD((X, y), 1, mb, w["eta"], lmbda=w["lmbda"], verbose=False)
+    return time.perf_counter() - t
+
+
+def infer_nndl(w, X, dtype):
+    net = nndl_net(w, dtype)
+    net.predict(X[:100])
+    t = time.perf_counter()
+    net.predict(X)
+    return time.perf_counter() - t
+
+
+def _sig(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def run_numpy(w, X, y, mb, dtype):
+    """Plain vectorized numpy: the whole mini-batch per step, nothing fused."""
+    rng = np.random.default_rng(0)
+    sizes = w["sizes"]
+    ws = [(rng.standard_normal((b, a)) / np.sqrt(a)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.standard_normal(b).astype(dtype) for b in sizes[1:]]
+    Y = np.eye(sizes[-1], dtype=dtype)[y]
+    n, eta, lmbda = len(X), w["eta"], w["lmbda"]
+    quad = w["cost"] == "quadratic"
+    t = time.perf_counter()
+    perm = rng.permutation(n)
+    for k in range(0, n, mb):
+        idx = perm[k:k + mb]
+        x, yb = X[idx], Y[idx]
+        acts = [x]
+        for W, b in zip(ws, bs):
+            acts.append(_sig(acts[-1] @ W.T + b))
+        a = acts[-1]
+        delta = (a - yb) * a * (1 - a) if quad else a - yb
+        for l in range(len(ws) - 1, -1, -1):
+            nw, nb = delta.T @ acts[l], delta.sum(0)
+            if l:
+                delta = (delta @ ws[l]) * acts[l] * (1 - acts[l])
+            ws[l] *= 1 - eta * lmbda / n
+            ws[l] -= (eta / len(idx)) * nw
+            bs[l] -= (eta / len(idx)) * nb
+    return time.perf_counter() - t
+
+
+def run_loop(w, X, y, mb, dtype):
+    """The book's network.py/network2.py: backprop one (784, 1) column at a time."""
+    rng = np.random.default_rng(0)
+    sizes = w["sizes"]
+    ws = [(rng.standard_normal((b, a)) / np.sqrt(a)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.standard_normal((b, 1)).astype(dtype) for b in sizes[1:]]
+    data = [(X[i].reshape(-1, 1), np.eye(sizes[-1], dtype=dtype)[y[i]].reshape(-1, 1)) for i in range(len(X))]
+    n, eta, lmbda = len(X), w["eta"], w["lmbda"]
+    quad = w["cost"] == "quadratic"
+    t = time.perf_counter()
+    order = rng.permutation(n)
+    for k in range(0, n, mb):
+        batch = [data[i] for i in order[k:k + mb]]
+        nabla_b = [np.zeros(b.shape, dtype) for b in bs]
+        nabla_w = [np.zeros(W.shape, dtype) for W in ws]
+        for x, yy in batch:
+            activation, activations, zs = x, [x], []
+            for b, W in zip(bs, ws):
+                z = W @ activation + b
+                zs.append(z)
+                activation = _sig(z)
+                activations.append(activation)
+            a = activations[-1]
+            delta = (a - yy) * a * (1 - a) if quad else a - yy       # BP1
+            nabla_b[-1] += delta                                     # BP3
+            nabla_w[-1] += delta @ activations[-2].T                 # BP4
+            for l in range(2, len(sizes)):
+                sp = activations[-l] * (1 - activations[-l])
+                delta = (ws[-l + 1].T @ delta) * sp                  # BP2
+                nabla_b[-l] += delta
+                nabla_w[-l] += delta @ activations[-l - 1].T
+        m = len(batch)
+        ws = [(1 - eta * lmbda / n) * W - (eta / m) * nw for W, nw in zip(ws, nabla_w)]
+        bs = [b - (eta / m) * nb for b, nb in zip(bs, nabla_b)]
+    return time.perf_counter() - t
+
+
+def _torch_model(w, torch):
+    nn = torch.nn
+    if w["kind"] == "mlp":
+        mods = []
+        for a, b in zip(w["sizes"][:-1], w["sizes"][1:]):
+            mods += [nn.Linear(a, b), nn.Sigmoid()]
+        return nn.Sequential(*mods)
+    return nn.Sequential(
+        nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(20, 40, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
+        nn.Linear(640, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+def run_torch(w, X, y, mb, dtype):
+    import torch
+
+    torch.manual_seed(0)
+    tdt = torch.float64 if dtype == np.float64 else torch.float32
+    model = _torch_model(w, torch).to(tdt)
+    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784)))
+    Yt = torch.from_numpy(np.eye(10, dtype=dtype)[y]) if w["cost"] != "log-likelihood" else torch.from_numpy(y)
+    n = len(X)
+    # weight_decay = lambda/n on the mean-over-batch loss equals the book's L2 step.
+    opt = torch.optim.SGD(model.parameters(), lr=w["eta"], weight_decay=w["lmbda"] / n)
+    t = time.perf_counter()
+    perm = torch.randperm(n)
+    for k in range(0, n, mb):
+        idx = perm[k:k + mb]
+        out = model(Xt[idx])
+        if w["cost"] == "quadratic":
+            loss = 0.5 * ((out - Yt[idx]) ** 2).sum() / len(idx)
+        elif w["cost"] == "cross-entropy":
+            loss = torch.nn.functional.binary_cross_entropy(out, Yt[idx], reduction="sum") / len(idx)
+        else:
+            loss = torch.nn.functional.cross_entropy(out, Yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t
+
+
+def infer_torch(w, X, dtype):
+    import torch
+
+    tdt = torch.float64 if dtype == np.float64 else torch.float32
+    model = _torch_model(w, torch).to(tdt).eval()
+    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784)))
+    with torch.no_grad():
+        model(Xt[:100])
+        t = time.perf_counter()
+        for k in range(0, len(Xt), 1000):
+            model(Xt[k:k + 1000]).argmax(1)
+    return time.perf_counter() - t
+
+
+def have_torch():
+    try:
+        import torch
+
+        torch.set_num_threads(THREADS)
+        return True
+    except ImportError:
+        return False
+
+
+# ---------------------------------------------------------------- driver
+def median_times(jobs, reps):
+    """jobs: name -> (fn, scale).  Run them interleaved ``reps`` times; median x scale."""
+    times = {name: [] for name in jobs}
+    for _ in range(reps):
+        for name, (fn, scale) in jobs.items():
+            times[name].append(fn() * scale)
+    return {name: float(np.median(v)) for name, v in times.items()}
+
+
+def peak_rss_mb(code):
+    """Peak resident memory (MiB) of a fresh Python running ``code``."""
+    code += "; import resource; print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__))).stdout
+    return int(out.split("RSS")[-1]) / 1024.0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer samples and repetitions (~1 minute)")
+    p.add_argument("--reps", type=int, help="repetitions per measurement (median taken)")
+    p.add_argument("--dtypes", default="float64,float32")
+    p.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    args = p.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 3)
+    frac = 0.1 if args.quick else 1.0  # fraction of each workload's samples actually run
+    from nndl.data import load_mnist
+
+    (X_all, y_all), _, _ = load_mnist()
+    torch_ok = have_torch()
+    only = set(args.only.split(",")) if args.only else None
+    print(f"nndl {nndl.__version__}, numpy {np.__version__}, {THREADS} threads"
+          + (", torch " + __import__("torch").__version__ if torch_ok else ", torch not installed")
+          + (" -- quick mode: 10% of each workload, times scaled to a full epoch" if args.quick else ""))
+    results = []
+    for dtype in [np.dtype(d) for d in args.dtypes.split(",")]:
+        peak = peak_gflops(dtype)
+        print(f"\n== {dtype}: peak matmul {peak:.0f} GFLOP/s (2048^3, numpy) ==")
+        print(f"{'workload':<16}{'impl':<7}{'s/epoch':>9}{'samples/s':>11}{'x torch':>9}{'x numpy':>9}"
+              f"{'x loop':>8}{'x floor':>9}")
+        for name, mb in PLAN:
+            if only and name not in only:
+                continue
+            w = WORKLOADS[name]
+            n = max(int(w["n"] * frac), 2 * mb)
+            X, y = X_all[:n].astype(dtype), y_all[:n]
+            scale = w["n"] / n
+            jobs = {"nndl": (lambda: run_nndl(w, X, y, mb, dtype), scale)}
+            if w["kind"] == "mlp":
+                jobs["numpy"] = (lambda: run_numpy(w, X, y, mb, dtype), scale)
+                if mb == 10:
+                    nl = n // 10  # the loop is slow: a tenth of the samples, scaled up
+                    jobs["loop"] = (lambda: run_loop(w, X[:nl], y[:nl], mb, dtype), w["n"] / nl)
+            if torch_ok:
+                jobs["torch"] = (lambda: run_torch(w, X, y, mb, dtype), scale)
+            run_nndl(w, X[: 4 * mb], y[: 4 * mb], mb, dtype)  # compile / warm up
+            med = median_times(jobs, reps)
+            flops = mlp_flops(w["sizes"], w["n"]) if w["kind"] == "mlp" else conv_flops(w["n"])
+            floor = flops / (peak * 1e9)
+            label = f"{name} mb{mb}"
+            for impl, secs in med.items():
+                row = dict(workload=name, mini_batch=mb, dtype=str(dtype), impl=impl, seconds=secs,
+                           samples_per_s=w["n"] / secs, floor_seconds=floor)
+                results.append(row)
+                r = lambda other: f"{med['nndl'] / med[other]:.2f}" if impl == "nndl" and other in med else ""
+                print(f"{label:<16}{impl:<7}{secs:>9.3f}{w['n'] / secs:>11.0f}{r('torch'):>9}{r('numpy'):>9}"
+                      f"{r('loop'):>8}{secs / floor if impl == 'nndl' else float('nan'):>9.1f}")
+                label = ""
+        for name in ("W1", "W3"):
+            if only and name not in only:
+                continue
+            w = WORKLOADS[name]
+            X = X_all[:10_000].astype(dtype)
+            jobs = {"nndl": (lambda: infer_nndl(w, X, dtype), 1.0)}
+            if torch_ok:
+                jobs["torch"] = (lambda: infer_torch(w, X, dtype), 1.0)
+            med = median_times(jobs, max(reps, 3))
+            floor = inference_flops(w, 10_000) / (peak * 1e9)
+            label = f"W5 infer {name}"
+            for impl, secs in med.items():
+                results.append(dict(workload=f"W5-{name}", dtype=str(dtype), impl=impl, seconds=secs,
+                                    floor_seconds=floor))
+                ratio = f"{med['nndl'] / med['torch']:.2f}" if impl == "nndl" and "torch" in med else ""
+                print(f"{label:<16}{impl:<7}{secs:>9.3f}{10_000 / secs:>11.0f}{ratio:>9}{'':>9}{'':>8}"
+                      f"{secs / floor if impl == 'nndl' else float('nan'):>9.1f}")
+                label = ""
+    if not args.no_memory and not args.quick:
+        print("\n== peak RSS, one epoch on the full 50,000 training images (fresh process) ==")
+        for name, mb in (("W1", 10), ("W3", 10)):
+            code = ("import sys; sys.path.insert(0, '..'); import numpy as np; from nndl.data import load_mnist;"
+                    "sys.path.insert(0, '.'); import benchmark as b;"
+                    f"(X, y), _, _ = load_mnist(dtype='float32'); w = b.WORKLOADS['{name}'];"
+                    f"b.run_nndl(w, X, y, {mb}, np.float32)")
+            mb_rss = peak_rss_mb(code)
+            results.append(dict(workload=f"RSS-{name}", impl="nndl", peak_rss_mb=mb_rss))
+            print(f"{name} mb{mb} float32: peak RSS {mb_rss:.0f} MiB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+#!/usr/bin/env python
+"""Chapters 1 and 3 on real MNIST: fully connected sigmoid networks.
+
+With no arguments this is chapter 1's experiment -- a [784, 30, 10] network, quadratic
+cost, weights N(0, 1), 30 epochs of mini-batches of 10 at eta = 3.0 -- printing the
+test accuracy after every epoch as the book does ("Epoch 0: 9129 / 10000").
+``--preset`` picks another of the book's experiments; any option overrides it.
+
+    python scripts/mnist_mlp.py                       # chapter 1, ~95.4%
+    python scripts/mnist_mlp.py --preset ch3-l2       # cross-entropy + L2, ~96.5%
+    python scripts/mnist_mlp.py --sizes 784,100,10 --cost cross-entropy --eta 0.5 \
+        --lmbda 5 --epochs 30 --plot curves.png --save net.npz
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from nndl import Dense, Dropout, Network, NNDLError  # noqa: E402
+from nndl import io as nio  # noqa: E402
+
+# The book's experiments (chapter, figure it reports, which data it is measured on).
+PRESETS = {
+    "ch1": dict(sizes="784,30,10", cost="quadratic", eta=3.0, epochs=30, init="large",
+                eval="test", book=95.42, about="chapter 1: [784,30,10], quadratic cost, eta 3.0"),
+    "ch1-100": dict(sizes="784,100,10", cost="quadratic", eta=3.0, epochs=30, init="large",
+                    eval="test", book=96.59, about="chapter 1: 100 hidden neurons"),
+    "ch3-ce": dict(sizes="784,30,10", cost="cross-entropy", eta=0.5, epochs=30, init="large",
+                   eval="test", book=95.49, about="chapter 3: cross-entropy cost, eta 0.5"),
+    "ch3-l2": dict(sizes="784,30,10", cost="cross-entropy", eta=0.5, epochs=30, lmbda=5.0,
+                   init="large", eval="test", book=96.49,
+                   about="chapter 3: cross-entropy + L2 regularization, lambda 5.0"),
+    "ch3-100": dict(sizes="784,100,10", cost="cross-entropy", eta=0.5, epochs=30, lmbda=5.0,
+                    init="large", eval="validation", book=97.92,
+                    about="chapter 3: [784,100,10], lambda 5.0, eta 0.5 (validation data)"),
+    "ch3-100-60": dict(sizes="784,100,10", cost="cross-entropy", eta=0.1, epochs=60, lmbda=5.0,
+                       init="large", eval="validation", book=98.04,
+                       about="chapter 3: [784,100,10], 60 epochs, eta 0.1, lambda 5.0 (validation)"),
+}
+DEFAULTS = dict(sizes="784,30,10", cost="quadratic", eta=3.0, epochs=30, init="large",
+                eval="test", lmbda=0.0, mini_batch_size=10)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="ch1",
+                   help="one of the book's experiments (default ch1)")
+    p.add_argument("--sizes", help="layer sizes, e.g. 784,30,10")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--mini-batch-size", type=int)
+    p.add_argument("--eta", type=float, help="learning rate")
+    p.add_argument("--cost", choices=["quadratic", "cross-entropy", "log-likelihood"])
+    p.add_argument("--lmbda", type=float, help="L2 regularization strength")
+    p.add_argument("--l1", type=float, help="L1 regularization strength (instead of L2)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout probability on hidden layers")
+    p.add_argument("--activation", default="sigmoid", help="hidden activation (sigmoid, tanh, relu)")
+    p.add_argument("--init", choices=["default", "large"],
+                   help="weights N(0,1/n_in) (default) or N(0,1) (large, chapter 1)")
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--early-stopping", type=int, default=0, metavar="N",
+                   help="stop after N epochs without a better evaluation accuracy")
+    p.add_argument("--schedule", type=int, default=0, metavar="N",
+                   help="halve eta after N epochs without improvement; stop at eta/128")
+    p.add_argument("--eval", choices=["test", "validation"], help="data to report accuracy on")
+    p.add_argument("--train-size", type=int, help="use only the first N training images")
+    p.add_argument("--data", help="folder holding the MNIST files (else $NNDL_DATA, then data/)")
+    p.add_argument("--save", metavar="PATH", help="save the trained network (.npz or .json)")
+    p.add_argument("--plot", metavar="PATH", help="write learning curves to this PNG")
+    p.add_argument("--json", metavar="PATH", help="write the per-epoch results as JSON")
+    p.add_argument("--monitor-cost", action="store_true", help="also compute costs each epoch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    config = dict(DEFAULTS)
+    config.update(PRESETS[args.preset])
+    for key in ("sizes", "epochs", "mini_batch_size", "eta", "cost", "lmbda", "init", "eval"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    if args.l1 is not None:
+        if args.lmbda:
+            p.error("--lmbda (L2) and --l1 are alternatives: give one")
+        config["lmbda"], config["regularization"] = args.l1, "L1"
+    try:
+        config["sizes"] = [int(s) for s in str(config["sizes"]).split(",")]
+    except ValueError:
+        p.error(f"--sizes: expected comma-separated integers such as 784,30,10, got {config['sizes']!r}")
+    return args, config
+
+
+def build(config, args):
+    sizes = config["sizes"]
+    if sizes[0] != 784:
+        raise NNDLError(f"--sizes: the first size must be 784 (28x28 pixels), got {sizes[0]}")
+    layers = []
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = k == len(sizes) - 2
+        act = ("softmax" if config["cost"] == "log-likelihood" else "sigmoid") if last else args.activation
+        layers.append(Dense(n_in, n_out, activation=act, init=config["init"]))
+        if args.dropout and not last:
+            layers.append(Dropout(args.dropout))
+    return Network(layers, cost=config["cost"], dtype=args.dtype, seed=args.seed)
+
+
+def main(argv=None):
+    args, config = parse_args(argv)
+    from nndl.data import load_mnist
+
+    training, validation, test = load_mnist(args.data, dtype=args.dtype)
+    if args.train_size:
+        if not 1 <= args.train_size <= len(training[0]):
+            raise NNDLError(f"--train-size: expected 1..{len(training[0])}, got {args.train_size}")
+        training = (training[0][:args.train_size], training[1][:args.train_size])
+    evaluation = test if config["eval"] == "test" else validation
+    net = build(config, args)
+    print(f"nndl: {PRESETS[args.preset]['about'] if args.preset else ''}")
+    print(f"sizes {config['sizes']}, cost {config['cost']}, eta {config['eta']}, "
+          f"lambda {config['lmbda']}, mini-batch {config['mini_batch_size']}, "
+          f"{config['epochs']} epochs, {len(training[0])} training images, "
+          f"accuracy on {config['eval']} data, seed {args.seed}, {args.dtype}")
+    start = time.perf_counter()
+    history = net.SGD(training, config["epochs"], config["mini_batch_size"], config["eta"],
+                      lmbda=config["lmbda"], regularization=config.get("regularization", "L2"),
+                      evaluation_data=evaluation, monitor_evaluation_accuracy=True,
+                      monitor_evaluation_cost=args.monitor_cost,
+                      monitor_training_cost=args.monitor_cost,
+                      monitor_training_accuracy=args.monitor_cost,
+                      early_stopping_n=args.early_stopping, schedule_n=args.schedule,
+                      verbose=False, progress=not args.no_progress,
+                      callback=lambda epoch, net, h: print(
+                          f"Epoch {epoch}: {h.evaluation_accuracy[-1]} / {h.n_evaluation}"
+                          f"  ({h.epoch_seconds[-1]:.2f} s)", flush=True))
+    wall = time.perf_counter() - start
+    best = history.best_epoch()
+    n_eval = history.n_evaluation
+    if best is not None:
+        acc = history.evaluation_accuracy[best]
+        print(f"Best: epoch {best}, {acc} / {n_eval} = {100.0 * acc / n_eval:.2f}% on {config['eval']} data "
+              f"(final {100.0 * history.evaluation_accuracy[-1] / n_eval:.2f}%; book: "
+              f"{PRESETS[args.preset]['book']}%); {wall:.1f} s, "
+              f"{np.median(history.epoch_seconds):.2f} s/epoch median")
+    if args.save:
+        net.save(args.save)
+        print(f"saved the network to {args.save}")
+    if args.json:
+        doc = {"config": {**config, "seed": args.seed, "dtype": args.dtype, "preset": args.preset},
+               "history": history.to_dict(), "wall_seconds": wall}
+        with nio.atomic_write(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+    if args.plot:
+        from nndl import plots
+
+        plots.learning_curves(history, args.plot, title=f"nndl {args.preset}: {config['sizes']}")
+        print(f"wrote learning curves to {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except NNDLError as e:
+        print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,79 @@
+"""The fused numba training loop equals the layer-by-layer numpy reference."""
+import numpy as np
+import pytest
+
+from nndl import Dense, Dropout, Network, fastpath
+from nndl.errors import DivergenceError
+from nndl.optimizers import Momentum
+
+CASES = [
+    # (hidden activations, output activation, cost, regularization, lmbda)
+    ("sigmoid", "sigmoid", "quadratic", "L2", 0.0),
+    ("sigmoid", "sigmoid", "cross-entropy", "L2", 5.0),
+    ("tanh", "sigmoid", "cross-entropy", "L1", 2.0),
+    ("relu", "softmax", "log-likelihood", "L2", 1.0),
+    ("relu", "identity", "quadratic", "L2", 0.5),
+    ("tanh", "tanh", "quadratic", "L1", 0.0),
+]
+
+
+def make_net(hidden, out, cost, dtype, seed=3, sizes=(20, 7, 6, 4)):
+    layers = [Dense(a, b, hidden if k < len(sizes) - 2 else out)
+              for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    return Network(layers, cost=cost, dtype=dtype, seed=seed)
+
+
+def data(rng, n=103, n_in=20, n_out=4):
+    return rng.random((n, n_in)), rng.integers(0, n_out, n)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.parametrize("hidden, out, cost, reg, lmbda", CASES)
+def test_fused_epochs_equal_reference_epochs(hidden, out, cost, reg, lmbda, dtype, tol, rng):
+    x, y = data(rng)
+    x = x.astype(dtype)
+    fast, ref = (make_net(hidden, out, cost, dtype) for _ in range(2))
+    assert fastpath.eligible(fast, fast.optimizer, None)
+    # 103 examples in mini-batches of 10: the short last batch of 3 is trained on too.
+    hf = fast.SGD((x, y), 2, 10, 0.3, lmbda=lmbda, regularization=reg, verbose=False,
+                  evaluation_data=(x, y), monitor_evaluation_accuracy=True)
+    hr = ref.SGD((x, y), 2, 10, 0.3, lmbda=lmbda, regularization=reg, verbose=False,
+                 evaluation_data=(x, y), monitor_evaluation_accuracy=True, fast=False)
+    for lf, lr in zip(fast.layers, ref.layers):
+        assert lf.w.dtype == dtype
+        np.testing.assert_allclose(lf.w, lr.w, rtol=tol, atol=tol)
+        np.testing.assert_allclose(lf.b, lr.b, rtol=tol, atol=tol)
+    assert hf.evaluation_accuracy == hr.evaluation_accuracy or dtype == np.float32
+
+
+def test_fused_path_changes_weights_like_training_should(rng):
+    x, y = data(rng)
+    net = make_net("sigmoid", "sigmoid", "cross-entropy", np.float64)
+    before = net.layers[0].w.copy()
+    net.SGD((x, y), 1, 10, 0.5, verbose=False)
+    assert not np.array_equal(before, net.layers[0].w)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: Network([Dense(20, 7), Dropout(0.5), Dense(7, 4)]),
+    lambda: Network([Dense(20, 7), Dense(7, 4, bias=False)]),
+    lambda: Network([Dense(20, 7, "softmax"), Dense(7, 4)]),
+    lambda: Network([20, 7, 4], cost="log-likelihood"),  # log-likelihood needs softmax output
+    lambda: Network([Dense(20, 4, "relu")], cost="cross-entropy"),
+])
+def test_unsupported_networks_use_the_reference_path(build):
+    net = build()
+    assert not fastpath.eligible(net, net.optimizer, None)
+
+
+def test_other_optimizers_use_the_reference_path():
+    net = Network([20, 7, 4])
+    assert not fastpath.eligible(net, Momentum(), None)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_divergence_names_epoch_and_mini_batch(fast, rng):
+    x, y = data(rng)
+    net = Network([Dense(20, 7, "relu"), Dense(7, 4, "identity")], cost="quadratic", seed=0)
+    with pytest.raises(DivergenceError, match=r"epoch \d+, mini-batch \d+.*smaller learning rate"):
+        net.SGD((x * 1e3, y), 5, 10, 1e6, verbose=False, fast=fast)
