@@ -5,20 +5,23 @@ fully matrix-based: a whole mini-batch goes through ``backprop`` at once, as the
 chapter 2 exercise suggests.  The same class trains chapter 6's convolutional nets,
 because every layer speaks the same forward/backward protocol (:mod:`nndl.layers`).
 """
+import os
 import time
 
 import numpy as np
 
 from . import backend, costs, fastpath, io
 from . import regularization as _reg
-from .errors import ConfigError, DataError, DivergenceError, ShapeError
+from .errors import ConfigError, DataError, DivergenceError, FormatError, ShapeError
 from .layers import Dense, Dropout, Flatten, Layer
+from .conv import Conv2D, ConvPoolLayer, FullyConnectedLayer, L2Pool2D, MaxPool2D, SoftmaxLayer
 from .optimizers import SGD as PlainSGD
 
 _EVAL_BATCH = 1000  # examples per forward pass when evaluating
 
 # The layer classes a saved model may name (chapter 6 adds its layers here).
-LAYER_TYPES = {c.__name__: c for c in (Dense, Dropout, Flatten)}
+LAYER_TYPES = {c.__name__: c for c in (Dense, Dropout, Flatten, Conv2D, MaxPool2D, L2Pool2D,
+                                         ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer)}
 
 
 class History:
@@ -56,6 +59,14 @@ class History:
 
     def to_dict(self):
         return {k: list(v) if isinstance(v, list) else v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, d):
+        h = cls()
+        for k, v in d.items():
+            if hasattr(h, k):
+                setattr(h, k, list(v) if isinstance(v, list) else v)
+        return h
 
 
 class Network:
@@ -280,7 +291,8 @@ class Network:
             monitor_evaluation_accuracy=False, monitor_training_cost=False,
             monitor_training_accuracy=False, early_stopping_n=0, schedule_n=0,
             test_data=None, regularization="L2", optimizer=None, verbose=True,
-            progress=False, callback=None, fast=True):
+            progress=False, callback=None, fast=True, checkpoint=None, resume=False,
+            on_divergence="raise"):
         """Train by mini-batch stochastic gradient descent; return a :class:`History`.
 
         The book's signature (network2, plus network's ``test_data``): ``epochs`` passes
@@ -291,6 +303,13 @@ class Network:
         stops when eta has fallen to eta/128 (chapter 3's exercises).  ``callback(epoch,
         net, history)`` runs after each epoch.  ``fast=False`` forces the layer-by-layer
         reference path even where the fused one (:mod:`nndl.fastpath`) applies.
+
+        Reliability: ``checkpoint=PATH`` writes weights, optimizer and RNG state, epoch
+        and history there (atomically) after every epoch; ``resume=True`` continues from
+        that file, giving the same result as an uninterrupted run.  A non-finite output
+        raises :class:`DivergenceError` naming the epoch and mini-batch
+        (``on_divergence="raise"``), or with ``on_divergence="restore"`` puts back the
+        state from the start of the epoch, halves eta and tries the epoch again.
         """
         x, _, y = self._prepare(training_data, "training_data")
         n = len(x)
@@ -298,62 +317,55 @@ class Network:
         if m < 1 or m > n:
             raise ConfigError(f"mini_batch_size: expected 1 <= mini_batch_size <= {n} "
                               f"(the training-set size), got {mini_batch_size}")
-        if eta <= 0 or not np.isfinite(eta):
+        if not eta > 0 or not np.isfinite(eta):
             raise ConfigError(f"eta: expected a positive learning rate, got {eta}")
-        if lmbda < 0 or not np.isfinite(lmbda):
+        if not lmbda >= 0 or not np.isfinite(lmbda):
             raise ConfigError(f"lmbda: expected lmbda >= 0, got {lmbda}")
         if int(epochs) < 0:
             raise ConfigError(f"epochs: expected epochs >= 0, got {epochs}")
+        if on_divergence not in ("raise", "restore"):
+            raise ConfigError(f"on_divergence: expected 'raise' or 'restore', got {on_divergence!r}")
         chapter1_report = test_data is not None and evaluation_data is None
         if chapter1_report:
             evaluation_data, monitor_evaluation_accuracy = test_data, True
         if (early_stopping_n or schedule_n) and evaluation_data is None:
             raise ConfigError("early_stopping_n / schedule_n need evaluation_data to watch")
         ev = self._prepare(evaluation_data, "evaluation_data") if evaluation_data is not None else None
-        reg = regularization if hasattr(regularization, "grad") else \
-            _reg.get(regularization, lmbda)
+        reg = regularization if hasattr(regularization, "grad") else _reg.get(regularization, lmbda)
         if optimizer is not None:
             self.optimizer = optimizer
         self.n_train = n
-        history = History()
-        history.n_training, history.n_evaluation = n, (len(ev[0]) if ev else 0)
-        eta0, best, since_best = eta, -1, 0
+        run = _Run(eta, History())
+        run.history.n_training, run.history.n_evaluation = n, (len(ev[0]) if ev else 0)
+        setup = {"n": n, "mini_batch_size": m, "eta": float(eta), "lmbda": float(lmbda)}
+        if resume and checkpoint is not None and os.path.exists(checkpoint):
+            self._restore_checkpoint(checkpoint, run, setup)
+            if verbose:
+                print(f"Resuming from {checkpoint} at epoch {run.epoch}")
+        train_epoch = self._epoch_trainer(x, y, m, reg, fast)
         bar = _progress(progress, n)
-        fused = None
-        if fast and isinstance(x, np.ndarray) and fastpath.eligible(self, self.optimizer, reg):
-            fused = fastpath.FusedTrainer(self, m)
-            x = np.ascontiguousarray(x.reshape(n, -1))
-        for epoch in range(int(epochs)):
-            start = time.perf_counter()
+        while run.epoch < int(epochs):
+            epoch = run.epoch
+            snapshot = self._snapshot() if on_divergence == "restore" else None
             if bar is not None:
                 bar.reset()
                 bar.set_description(f"Epoch {epoch}")
-            perm = self.rng.permutation(n)
-            if fused is not None:
-                # Whole runs of mini-batches per compiled call; the bar moves between them.
-                for k in range(0, n, _FUSED_CHUNK * m):
-                    stop = min(n, k + _FUSED_CHUNK * m)
-                    bad = fused.run(x, y, perm, k, stop, eta, reg, n)
-                    if bad >= 0:
-                        raise _diverged(epoch, k // m + bad, eta)
-                    if bar is not None:
-                        bar.update(stop - k)
-            else:
-                for k in range(0, n, m):
-                    idx = perm[k:k + m]
-                    # A diverging net overflows; that is detected just below and
-                    # reported with its epoch and mini-batch, not as a bare warning.
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        a = self.backprop(x[idx], y[idx])
-                    if not bool(backend.xp(a).isfinite(a).all()):
-                        raise _diverged(epoch, k // m, eta)
-                    self.optimizer.step(self.layers, eta, len(idx), reg, n)
-                    if bar is not None and (k // m) % 50 == 49:
-                        bar.update(min(50 * m, n - bar.n))
-                if bar is not None:
-                    bar.update(n - bar.n)
+            start = time.perf_counter()
+            try:
+                train_epoch(epoch, run.eta, bar)
+            except DivergenceError as e:
+                if snapshot is None or run.eta / 2 < run.eta0 / 128:
+                    if checkpoint is not None and os.path.exists(checkpoint):
+                        e.args = (f"{e.args[0]}; the last good state is saved in {checkpoint}",)
+                    raise
+                self._put_back(snapshot)
+                run.eta /= 2
+                if verbose:
+                    print(f"Epoch {epoch} diverged: restored its starting state, halving eta to {run.eta}")
+                continue
+            history = run.history
             history.epoch_seconds.append(time.perf_counter() - start)
-            history.eta.append(eta)
+            history.eta.append(run.eta)
             lines = []
             if monitor_training_cost:
                 history.training_cost.append(self.total_cost((x, y), lmbda, n=n, regularization=reg or "L2"))
@@ -364,7 +376,8 @@ class Network:
             acc = None
             if ev is not None:
                 if monitor_evaluation_cost:
-                    history.evaluation_cost.append(self.total_cost((ev[0], ev[2]), lmbda, n=n, regularization=reg or "L2"))
+                    history.evaluation_cost.append(
+                        self.total_cost((ev[0], ev[2]), lmbda, n=n, regularization=reg or "L2"))
                     lines.append(f"Cost on evaluation data: {history.evaluation_cost[-1]}")
                 if monitor_evaluation_accuracy or early_stopping_n or schedule_n:
                     acc = int((self.predict(ev[0]) == ev[1]).sum())
@@ -378,68 +391,187 @@ class Network:
                     print(f"Epoch {epoch} training complete ({secs:.2f} s)")
                     for line in lines:
                         print(line)
+            stop = run.after_epoch(acc, early_stopping_n, schedule_n)
+            if verbose and stop:
+                print(stop)
+            elif verbose and schedule_n and run.eta != history.eta[-1]:
+                print(f"Halving the learning rate to {run.eta}")
+            run.epoch += 1
+            if checkpoint is not None:
+                self._write_checkpoint(checkpoint, run, setup)
             if callback is not None:
                 callback(epoch, self, history)
-            if acc is not None:
-                if acc > best:
-                    best, since_best = acc, 0
-                else:
-                    since_best += 1
-                if early_stopping_n and since_best >= early_stopping_n:
-                    history.stopped_early = True
-                    if verbose:
-                        print(f"Early stopping: no improvement in {early_stopping_n} epochs")
-                    break
-                if schedule_n and since_best >= schedule_n:
-                    eta, since_best = eta / 2, 0
-                    if eta <= eta0 / 128:
-                        history.stopped_early = True
-                        if verbose:
-                            print(f"Stopping: learning rate fell to eta/128 = {eta}")
-                        break
-                    if verbose:
-                        print(f"Halving the learning rate to {eta}")
+            if stop:
+                break
         if bar is not None:
             bar.close()
-        self.history = history
-        return history
+        self.history = run.history
+        return run.history
+
+    def _epoch_trainer(self, x, y, m, reg, fast):
+        """A function ``train_epoch(epoch, eta, bar)`` running one shuffled epoch."""
+        n = len(x)
+        if fast and isinstance(x, np.ndarray) and fastpath.eligible(self, self.optimizer, reg):
+            fused = fastpath.FusedTrainer(self, m)
+            xf = np.ascontiguousarray(x.reshape(n, -1))
+
+            def train_epoch(epoch, eta, bar):
+                perm = self.rng.permutation(n)
+                # Whole runs of mini-batches per compiled call; the bar moves between them.
+                for k in range(0, n, _FUSED_CHUNK * m):
+                    stop = min(n, k + _FUSED_CHUNK * m)
+                    bad = fused.run(xf, y, perm, k, stop, eta, reg, n)
+                    if bad >= 0:
+                        raise _diverged(epoch, k // m + bad, eta)
+                    if bar is not None:
+                        bar.update(stop - k)
+            return train_epoch
+
+        def train_epoch(epoch, eta, bar):
+            perm = self.rng.permutation(n)
+            for k in range(0, n, m):
+                idx = perm[k:k + m]
+                # A diverging net overflows; that is detected just below and
+                # reported with its epoch and mini-batch, not as a bare warning.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    a = self.backprop(x[idx], y[idx])
+                if not bool(backend.xp(a).isfinite(a).all()):
+                    raise _diverged(epoch, k // m, eta)
+                self.optimizer.step(self.layers, eta, len(idx), reg, n)
+                if bar is not None and (k // m) % 50 == 49:
+                    bar.update(min(50 * m, n - bar.n))
+            if bar is not None:
+                bar.update(n - bar.n)
+        return train_epoch
+
+    # -- state: snapshots and checkpoints ---------------------------------------------
+    def _snapshot(self):
+        """Copies of everything an epoch changes: parameters, optimizer and RNG state."""
+        params = [p.copy() for l in self.layers for _, p, _ in l.parameters()]
+        opt = {k: v.copy() for k, v in self.optimizer.state().items()}
+        return params, opt, self.rng.bit_generator.state
+
+    def _put_back(self, snapshot):
+        params, opt, rng_state = snapshot
+        for p, saved in zip((p for l in self.layers for _, p, _ in l.parameters()), params):
+            p[...] = saved
+        self.optimizer.load_state(opt)
+        self.rng.bit_generator.state = rng_state
+
+    def _write_checkpoint(self, path, run, setup):
+        meta, arrays = self._spec()
+        for k, v in self.optimizer.state().items():
+            arrays[f"optimizer/{k}"] = backend.to_numpy(v)
+        meta.update(kind="checkpoint", setup=setup, epoch=run.epoch, eta=run.eta, eta0=run.eta0,
+                    best=run.best, since_best=run.since_best, history=run.history.to_dict(),
+                    optimizer=type(self.optimizer).__name__,
+                    rng=_jsonable_rng_state(self.rng.bit_generator.state))
+        io.write_arrays(path, meta, arrays)
+
+    def _restore_checkpoint(self, path, run, setup):
+        meta, arrays = io.read_arrays(path)
+        name = os.path.basename(os.fspath(path))
+        if meta.get("kind") != "checkpoint":
+            raise FormatError(f"{name}: a saved model, not a training checkpoint")
+        if meta.get("layers") != self._spec()[0]["layers"]:
+            raise ConfigError(f"{name}: the checkpoint holds a different network "
+                              f"({[l['type'] for l in meta['layers']]}) than this one")
+        for key in ("n", "mini_batch_size"):
+            if meta["setup"].get(key) != setup[key]:
+                raise ConfigError(f"{name}: the checkpoint was made with {key}={meta['setup'].get(key)}, "
+                                  f"this run has {key}={setup[key]}")
+        if meta.get("optimizer") != type(self.optimizer).__name__:
+            raise ConfigError(f"{name}: the checkpoint was made with the {meta.get('optimizer')} "
+                              f"optimizer, this run uses {type(self.optimizer).__name__}")
+        self._load_params(arrays, name)
+        self.optimizer.load_state({k[len("optimizer/"):]: v for k, v in arrays.items()
+                                   if k.startswith("optimizer/")})
+        self.rng.bit_generator.state = meta["rng"]
+        run.epoch, run.eta, run.eta0 = int(meta["epoch"]), float(meta["eta"]), float(meta["eta0"])
+        run.best, run.since_best = int(meta["best"]), int(meta["since_best"])
+        run.history = History.from_dict(meta["history"])
 
     # -- saving ---------------------------------------------------------------------
     def save(self, filename):
         """Write the network to ``filename`` (.npz, or .json like network2), atomically."""
-        arrays = {}
-        for i, layer in enumerate(self.layers):
-            for name, p, _ in layer.parameters():
-                arrays[f"{i}/{name}"] = backend.to_numpy(p)
+        meta, arrays = self._spec()
+        io.write_arrays(filename, meta, arrays)
+
+    def _spec(self):
+        """(JSON-able description, {name: host array}) of the network and its parameters."""
+        arrays = {f"{i}/{name}": backend.to_numpy(p)
+                  for i, layer in enumerate(self.layers) for name, p, _ in layer.parameters()}
         meta = {
+            "kind": "model",
             "cost": self.cost.__name__,
             "dtype": str(self.dtype),
             "input_shape": list(self.input_shape),
             "layers": [{"type": type(l).__name__, "config": l.config()} for l in self.layers],
         }
-        io.write_arrays(filename, meta, arrays)
+        return meta, arrays
 
     @classmethod
     def load(cls, filename):
-        """Read a network written by :meth:`save`."""
+        """Read a network written by :meth:`save` (or the network of a checkpoint)."""
         meta, arrays = io.read_arrays(filename)
-        name = getattr(filename, "name", str(filename))
+        name = os.path.basename(os.fspath(filename))
         try:
             layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in meta["layers"]]
             net = cls(layers, cost=meta["cost"], dtype=meta["dtype"],
                       input_shape=meta["input_shape"], rng=np.random.default_rng(0))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise io.FormatError(f"{name}: bad layer description ({type(e).__name__}: {e})") from None
-        for i, layer in enumerate(net.layers):
+            raise FormatError(f"{name}: bad layer description ({type(e).__name__}: {e})") from None
+        net._load_params(arrays, name)
+        return net
+
+    def _load_params(self, arrays, name):
+        for i, layer in enumerate(self.layers):
             for pname, p, _ in layer.parameters():
                 key = f"{i}/{pname}"
                 if key not in arrays:
-                    raise io.FormatError(f"{name}: missing array {key}")
+                    raise FormatError(f"{name}: missing array {key}")
                 a = arrays[key]
                 if a.shape != p.shape:
-                    raise io.FormatError(f"{name}: array {key} has shape {a.shape}, expected {p.shape}")
+                    raise FormatError(f"{name}: array {key} has shape {a.shape}, expected {p.shape}")
+                if not np.isfinite(a).all():
+                    raise FormatError(f"{name}: array {key} holds NaN or infinite values")
                 p[...] = a
-        return net
+
+
+class _Run:
+    """The state of one training run that isn't in the network: what a checkpoint adds."""
+
+    def __init__(self, eta, history):
+        self.eta = self.eta0 = float(eta)
+        self.history = history
+        self.epoch, self.best, self.since_best = 0, -1, 0
+
+    def after_epoch(self, acc, early_stopping_n, schedule_n):
+        """Track the best evaluation accuracy; apply early stopping and the eta schedule.
+
+        Returns a message when training should stop, else None.
+        """
+        if acc is None:
+            return None
+        if acc > self.best:
+            self.best, self.since_best = acc, 0
+            return None
+        self.since_best += 1
+        if early_stopping_n and self.since_best >= early_stopping_n:
+            self.history.stopped_early = True
+            return f"Early stopping: no improvement in {early_stopping_n} epochs"
+        if schedule_n and self.since_best >= schedule_n:
+            self.eta, self.since_best = self.eta / 2, 0
+            if self.eta <= self.eta0 / 128:
+                self.history.stopped_early = True
+                return f"Stopping: the learning rate fell to eta/128 = {self.eta}"
+        return None
+
+
+def _jsonable_rng_state(state):
+    """numpy's bit-generator state as plain JSON (its integers may be huge; JSON is fine)."""
+    return {k: (_jsonable_rng_state(v) if isinstance(v, dict) else
+                v.tolist() if hasattr(v, "tolist") else v) for k, v in state.items()}
 
 
 _FUSED_CHUNK = 500  # mini-batches per call of the fused kernel (progress-bar granularity)
