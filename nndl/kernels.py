@@ -1,0 +1,281 @@
+"""The loops of chapter 6: convolution lowered to matrix products, and max-pooling.
+
+A convolutional layer (chapter 6) slides a kh × kw filter over every position of its
+input.  ``im2col`` copies each receptive field into a column of one big matrix, so the
+whole layer's forward pass becomes a single matrix product that BLAS runs at full
+speed; ``col2im`` is its adjoint, which adds the columns back onto the image and so
+carries the gradient back to the input.  ``maxpool_forward`` / ``maxpool_backward``
+take the largest activation of each non-overlapping p × p window and route the gradient
+back to it.
+
+Each operation is ONE public function.  It runs a numba loop (``_*_numba``) for numpy
+arrays when numba is available, and otherwise a readable numpy reference
+(``_*_numpy``: slicing and reshapes only) that also works for CuPy arrays.  The tests
+check that the two agree.
+
+Layout of the column matrix: ``cols`` has shape (C·kh·kw, N·OH·OW); row ``(c, i, j)``
+and column ``(n, oh, ow)`` hold ``x[n, c, s·oh + i, s·ow + j]``.  With the weights
+flattened to ``W`` (K, C·kh·kw) the convolution is ``W @ cols``, a (K, N·OH·OW) matrix,
+i.e. the output in (K, N, OH, OW) order.  Both products of the backward pass,
+``δ @ colsᵀ`` and ``Wᵀ @ δ``, are plain BLAS calls on contiguous operands, and the
+inner loops of the kernels run along image rows, which are contiguous.
+
+The max-pool kernels accept arrays of any strides (a transposed view is fine), so a
+layer can pool straight out of the (K, N, OH, OW) product without a copy.
+"""
+import numpy as np
+
+from . import backend
+from .errors import ShapeError
+
+jit = backend.jit
+
+
+# -- shapes --------------------------------------------------------------------------
+def conv_output_shape(H, W, kh, kw, stride=1):
+    """(OH, OW) of a valid convolution: ((H - kh)//s + 1, (W - kw)//s + 1)."""
+    if kh > H or kw > W:
+        raise ShapeError(f"kernel {kh}x{kw} is larger than the {H}x{W} image")
+    if stride < 1:
+        raise ShapeError(f"stride must be >= 1, got {stride}")
+    return (H - kh) // stride + 1, (W - kw) // stride + 1
+
+
+def _pool_size(size):
+    """(ph, pw) from an int or a pair."""
+    if np.ndim(size) == 0:
+        ph = pw = int(size)
+    else:
+        ph, pw = (int(s) for s in size)
+    if ph < 1 or pw < 1:
+        raise ShapeError(f"pool size must be >= 1, got {size!r}")
+    return ph, pw
+
+
+def pool_output_shape(H, W, size):
+    """(H//ph, W//pw); H and W must be multiples of the pool size."""
+    ph, pw = _pool_size(size)
+    if H % ph or W % pw:
+        raise ShapeError(f"pool size {ph}x{pw} does not divide the {H}x{W} input; "
+                         f"the input's height and width must be multiples of it")
+    return H // ph, W // pw
+
+
+def _check_4d(x, what):
+    if x.ndim != 4:
+        raise ShapeError(f"{what}: expected a 4-d (N, C, H, W) array, got shape {x.shape}")
+
+
+# -- im2col ----------------------------------------------------------------------------
+def im2col(x, kh, kw, stride=1, out=None):
+    """(N, C, H, W) -> cols (C·kh·kw, N·OH·OW), each column one receptive field.
+
+    ``out``, if given, is a C-contiguous buffer of that shape and dtype to fill.
+    """
+    _check_4d(x, "im2col")
+    N, C, H, W = x.shape
+    OH, OW = conv_output_shape(H, W, kh, kw, stride)
+    xp = backend.xp(x)
+    if out is None:
+        out = xp.empty((C * kh * kw, N * OH * OW), x.dtype)
+    elif out.shape != (C * kh * kw, N * OH * OW) or out.dtype != x.dtype:
+        raise ShapeError(f"im2col out: expected {(C * kh * kw, N * OH * OW)} {x.dtype}, "
+                         f"got {out.shape} {out.dtype}")
+    if xp is np and backend.HAS_NUMBA:
+        _im2col_numba(x, kh, kw, stride, out.reshape(C, kh, kw, N, OH, OW))
+    else:
+        _im2col_numpy(x, kh, kw, stride, out.reshape(C, kh, kw, N, OH, OW))
+    return out
+
+
+def _im2col_numpy(x, kh, kw, s, cols):
+    """Reference: for each filter offset (i, j), one strided slice of the whole batch."""
+    N, C, H, W = x.shape
+    OH, OW = cols.shape[4], cols.shape[5]
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s]  # (N, C, OH, OW)
+            cols[:, i, j] = patch.transpose(1, 0, 2, 3)                       # (C, N, OH, OW)
+    return cols
+
+
+@jit
+def _im2col_numba(x, kh, kw, s, cols):
+    """cols[c, i, j, n, oh, ow] = x[n, c, s·oh + i, s·ow + j]; cols is (C, kh, kw, N, OH, OW)."""
+    N, C = x.shape[0], x.shape[1]
+    OH, OW = cols.shape[4], cols.shape[5]
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(N):
+                    for oh in range(OH):
+                        for ow in range(OW):
+                            cols[c, i, j, n, oh, ow] = x[n, c, s * oh + i, s * ow + j]
+    return cols
+
+
+# -- col2im ----------------------------------------------------------------------------
+def col2im(cols, x_shape, kh, kw, stride=1, out=None):
+    """cols (C·kh·kw, N·OH·OW) -> (N, C, H, W): each column added back onto its field.
+
+    The adjoint of :func:`im2col`: overlapping fields sum.  ``out``, if given, is a
+    C-contiguous (N, C, H, W) array that is overwritten.
+    """
+    N, C, H, W = (int(d) for d in x_shape)
+    OH, OW = conv_output_shape(H, W, kh, kw, stride)
+    if cols.shape != (C * kh * kw, N * OH * OW):
+        raise ShapeError(f"col2im: cols of shape {cols.shape}, expected {(C * kh * kw, N * OH * OW)}")
+    xp = backend.xp(cols)
+    if out is None:
+        out = xp.zeros((N, C, H, W), cols.dtype)
+    else:
+        out[...] = 0
+    cols6 = cols.reshape(C, kh, kw, N, OH, OW)
+    if xp is np and backend.HAS_NUMBA:
+        _col2im_numba(cols6, stride, out)
+    else:
+        _col2im_numpy(cols6, stride, out)
+    return out
+
+
+def _col2im_numpy(cols, s, dx):
+    """Reference: add each filter offset's slice back in; dx must start at zero."""
+    C, kh, kw, N, OH, OW = cols.shape
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s] += \
+                cols[:, i, j].transpose(1, 0, 2, 3)                           # (N, C, OH, OW)
+    return dx
+
+
+@jit
+def _col2im_numba(cols, s, dx):
+    """dx[n, c, s·oh + i, s·ow + j] += cols[c, i, j, n, oh, ow]; dx must start at zero."""
+    C, kh, kw, N, OH, OW = cols.shape
+    for n in range(N):
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    for oh in range(OH):
+                        for ow in range(OW):
+                            dx[n, c, s * oh + i, s * ow + j] += cols[c, i, j, n, oh, ow]
+    return dx
+
+
+# -- max-pooling -----------------------------------------------------------------------
+def maxpool_forward(x, size):
+    """(N, C, H, W) -> (values, argmax), each (N, C, H//ph, W//pw).
+
+    ``argmax`` holds the position of each window's maximum inside the window, ``di·pw
+    + dj`` (int8 values 0..ph·pw-1; int32 above 127), the first one in row-major order
+    on ties.  ``x`` may have any strides.
+    """
+    _check_4d(x, "maxpool_forward")
+    ph, pw = _pool_size(size)
+    N, C, H, W = x.shape
+    PH, PW = pool_output_shape(H, W, (ph, pw))
+    xp = backend.xp(x)
+    if xp is np and backend.HAS_NUMBA:
+        values = np.empty((N, C, PH, PW), x.dtype)
+        argmax = np.empty((N, C, PH, PW), _index_dtype(ph, pw))
+        _maxpool_forward_numba(x, ph, pw, values, argmax)
+        return values, argmax
+    return _maxpool_forward_numpy(x, ph, pw)
+
+
+def _index_dtype(ph, pw):
+    return np.int8 if ph * pw <= 127 else np.int32
+
+
+def pool_windows(x, size):
+    """(N, C, H, W) -> (N, C, PH, PW, ph·pw): each window's values in row-major order."""
+    _check_4d(x, "pool_windows")
+    ph, pw = _pool_size(size)
+    N, C, H, W = x.shape
+    PH, PW = pool_output_shape(H, W, (ph, pw))
+    w = x.reshape(N, C, PH, ph, PW, pw).transpose(0, 1, 2, 4, 3, 5)     # (N, C, PH, PW, ph, pw)
+    return w.reshape(N, C, PH, PW, ph * pw)
+
+
+def from_pool_windows(win, size):
+    """The inverse of :func:`pool_windows`: (N, C, PH, PW, ph·pw) -> (N, C, PH·ph, PW·pw)."""
+    ph, pw = _pool_size(size)
+    N, C, PH, PW, _ = win.shape
+    w = win.reshape(N, C, PH, PW, ph, pw).transpose(0, 1, 2, 4, 3, 5)   # (N, C, PH, ph, PW, pw)
+    return w.reshape(N, C, PH * ph, PW * pw)
+
+
+def _maxpool_forward_numpy(x, ph, pw):
+    """Reference: reshape into windows, then max and argmax along the last axis."""
+    win = pool_windows(x, (ph, pw))                             # (N, C, PH, PW, ph·pw)
+    argmax = win.argmax(axis=-1).astype(_index_dtype(ph, pw))   # (N, C, PH, PW)
+    return win.max(axis=-1), argmax
+
+
+@jit
+def _maxpool_forward_numba(x, ph, pw, values, argmax):
+    """values[n, c, a, b] = max of x[n, c, a·ph:(a+1)·ph, b·pw:(b+1)·pw]; argmax its index."""
+    N, C, PH, PW = values.shape
+    for n in range(N):
+        for c in range(C):
+            for a in range(PH):
+                for b in range(PW):
+                    best = x[n, c, a * ph, b * pw]
+                    k = 0
+                    for di in range(ph):
+                        for dj in range(pw):
+                            v = x[n, c, a * ph + di, b * pw + dj]
+                            if v > best:
+                                best = v
+                                k = di * pw + dj
+                    values[n, c, a, b] = best
+                    argmax[n, c, a, b] = k
+    return values
+
+
+def maxpool_backward(delta, argmax, size, out=None):
+    """δ (N, C, PH, PW) -> (N, C, PH·ph, PW·pw): each δ goes to its window's argmax.
+
+    Every other entry is zero, so the gradient's sum is preserved.  ``out``, if given,
+    is overwritten entirely and may have any strides (a transposed view is fine).
+    """
+    _check_4d(delta, "maxpool_backward")
+    ph, pw = _pool_size(size)
+    N, C, PH, PW = delta.shape
+    if argmax.shape != delta.shape:
+        raise ShapeError(f"maxpool_backward: argmax {argmax.shape} and delta {delta.shape} differ")
+    xp = backend.xp(delta)
+    if out is None:
+        out = xp.empty((N, C, PH * ph, PW * pw), delta.dtype)
+    elif out.shape != (N, C, PH * ph, PW * pw):
+        raise ShapeError(f"maxpool_backward out: expected {(N, C, PH * ph, PW * pw)}, got {out.shape}")
+    if xp is np and backend.HAS_NUMBA:
+        _maxpool_backward_numba(delta, argmax, ph, pw, out)
+    else:
+        _maxpool_backward_numpy(delta, argmax, ph, pw, out)
+    return out
+
+
+def _maxpool_backward_numpy(delta, argmax, ph, pw, out):
+    """Reference: a one-hot mask of each window's argmax, times δ, reshaped back."""
+    xp = backend.xp(delta)
+    onehot = argmax[..., None] == xp.arange(ph * pw)                  # (N, C, PH, PW, ph·pw)
+    win = xp.where(onehot, delta[..., None], 0).astype(delta.dtype)    # (N, C, PH, PW, ph·pw)
+    out[...] = from_pool_windows(win, (ph, pw))                        # (N, C, H, W)
+    return out
+
+
+@jit
+def _maxpool_backward_numba(delta, argmax, ph, pw, out):
+    """out[n, c, a·ph + di, b·pw + dj] = δ[n, c, a, b] at the argmax, else 0."""
+    N, C, PH, PW = delta.shape
+    for n in range(N):
+        for c in range(C):
+            for a in range(PH):
+                for b in range(PW):
+                    for di in range(ph):
+                        for dj in range(pw):
+                            out[n, c, a * ph + di, b * pw + dj] = 0
+                    k = argmax[n, c, a, b]
+                    out[n, c, a * ph + k // pw, b * pw + k % pw] = delta[n, c, a, b]
+    return out
