@@ -26,6 +26,8 @@ from .regularization import L1, L2
 _ACT = {Sigmoid: 0, Tanh: 1, ReLU: 2, Identity: 3, Softmax: 4}
 _SIGMOID, _TANH, _RELU, _IDENTITY, _SOFTMAX = range(5)
 _COST = {QuadraticCost: 0, CrossEntropyCost: 1, LogLikelihoodCost: 2}
+# From this mini-batch size on, BLAS matrix products beat the hand-written loops.
+BLAS_FROM = 32
 # Reassociation and FMA contraction let LLVM vectorise the dot products; the
 # no-NaN/no-inf assumptions of full fastmath are left off so divergence is still seen.
 _FAST = {"reassoc", "contract", "arcp", "nsz"}
@@ -75,7 +77,7 @@ class FusedTrainer:
         self.y = np.empty((m, self.layers[-1].n_out), dt)
         self.m = m
 
-    def run(self, x, y, perm, start, stop, eta, reg, n):
+    def run(self, x, y, perm, start, stop, eta, reg, n, engine=None):
         """Train on mini-batches starting at perm[start], perm[start + m], ... < stop.
 
         Returns -1, or the index (from 0) of the first mini-batch whose output went
@@ -83,8 +85,48 @@ class FusedTrainer:
         """
         kind = 0 if reg is None else (1 if type(reg) is L2 else 2)
         lmbda_n = 0.0 if reg is None else reg.lmbda / n
-        return _sgd_batches(x, y, perm, start, stop, self.m, eta, kind, lmbda_n,
-                            self.ws, self.bs, self.acts, self.cost, self.a, self.delta, self.y)
+        if (engine or ("loops" if self.m < BLAS_FROM else "blas")) == "loops":
+            return _sgd_batches(x, y, perm, start, stop, self.m, eta, kind, lmbda_n,
+                                self.ws, self.bs, self.acts, self.cost, self.a, self.delta, self.y)
+        return self._run_blas(x, y, perm, start, stop, eta, kind, lmbda_n)
+
+    def _run_blas(self, X, Y, perm, start, stop, eta, kind, lmbda_n):
+        """The same step for big mini-batches: BLAS matrix products into preallocated
+        buffers (fresh temporaries would page-fault every step), numba elementwise."""
+        if not hasattr(self, "g"):
+            self.g = [np.empty_like(w) for w in self.ws]
+            self.gb = [np.empty_like(b) for b in self.bs]
+        A, D, L = self.a, self.delta, len(self.ws)
+        for batch, s in enumerate(range(start, stop, self.m)):
+            idx = perm[s:min(s + self.m, stop)]
+            m = len(idx)
+            np.take(X, idx, axis=0, out=A[0][:m])
+            y = self.y[:m]
+            np.take(Y, idx, axis=0, out=y)
+            for l in range(L):  # feedforward; z is kept in the delta buffer
+                z = D[l][:m]
+                np.matmul(A[l][:m], self.ws[l].T, out=z)
+                z += self.bs[l]
+                _activate(z, A[l + 1][:m], self.acts[l])
+            out, dL = A[L][:m], D[L - 1][:m]
+            if not np.isfinite(out).all():
+                return batch
+            np.subtract(out, y, out=dL)  # BP1
+            if self.cost == 0:
+                _times_prime(dL, out, self.acts[L - 1])
+            for l in range(L - 1, 0, -1):  # BP2
+                np.matmul(D[l][:m], self.ws[l], out=D[l - 1][:m])
+                _times_prime(D[l - 1][:m], A[l][:m], self.acts[l - 1])
+            for l in range(L):  # BP3, BP4 and the update
+                w, b, g = self.ws[l], self.bs[l], self.g[l]
+                np.matmul(D[l][:m].T, A[l][:m], out=g)
+                _penalise(w, kind, eta * lmbda_n)
+                g *= eta / m
+                w -= g
+                np.sum(D[l][:m], axis=0, out=self.gb[l])
+                self.gb[l] *= eta / m
+                b -= self.gb[l]
+        return -1
 
 
 @backend.jit(fastmath=_FAST)
@@ -161,6 +203,25 @@ def _backward(d, w, out):
             c = d[i, j]
             for k in range(n_in):
                 out[i, k] += c * w[j, k]
+
+
+@backend.jit(fastmath=_FAST)
+def _penalise(w, kind, decay):
+    """The regularization step: L2 w *= 1 - ηλ/n (kind 1), L1 w -= (ηλ/n) sgn(w) (kind 2)."""
+    if kind == 0:
+        return
+    c = np.empty(1, w.dtype)
+    c[0] = 1.0 - decay
+    f = c[0]
+    for j in range(w.shape[0]):
+        for k in range(w.shape[1]):
+            v = w[j, k]
+            if kind == 1:
+                w[j, k] = v * f
+            elif v > 0:
+                w[j, k] = v - decay
+            elif v < 0:
+                w[j, k] = v + decay
 
 
 @backend.jit(fastmath=_FAST)

@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -81,7 +82,8 @@ def read_arrays(path):
                 arrays[k] = a.reshape([int(s) for s in v["shape"]])
             meta = doc
         else:
-            with np.load(path, allow_pickle=False) as z:
+            # Our own handle: np.load leaks the one it opens when the zip is damaged.
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
                 if "__meta__" not in z.files:
                     raise FormatError(f"{name}: not an nndl model file (no __meta__ entry)")
                 meta = json.loads(z["__meta__"].tobytes().decode("utf-8"))
@@ -91,7 +93,8 @@ def read_arrays(path):
     except FileNotFoundError:
         raise FormatError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError,
-            UnicodeDecodeError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+            UnicodeDecodeError, RecursionError, zipfile.BadZipFile, zlib.error,
+            json.JSONDecodeError) as e:
         raise FormatError(f"{name}: not a readable nndl model file ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise FormatError(f"{name}: not an nndl model file (format is {meta.get('format') if isinstance(meta, dict) else meta!r})")

@@ -74,9 +74,15 @@ def parse_args(argv=None):
     p.add_argument("--save", metavar="PATH", help="save the trained network (.npz or .json)")
     p.add_argument("--plot", metavar="PATH", help="write learning curves to this PNG")
     p.add_argument("--json", metavar="PATH", help="write the per-epoch results as JSON")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="write a checkpoint (.npz) after every epoch, atomically")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint if it exists (same result as an unbroken run)")
     p.add_argument("--monitor-cost", action="store_true", help="also compute costs each epoch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    if args.resume and not args.checkpoint:
+        p.error("--resume needs --checkpoint PATH")
     config = dict(DEFAULTS)
     config.update(PRESETS[args.preset])
     for key in ("sizes", "epochs", "mini_batch_size", "eta", "cost", "lmbda", "init", "eval"):
@@ -132,6 +138,7 @@ def main(argv=None):
                       monitor_training_accuracy=args.monitor_cost,
                       early_stopping_n=args.early_stopping, schedule_n=args.schedule,
                       verbose=False, progress=not args.no_progress,
+                      checkpoint=args.checkpoint, resume=args.resume,
                       callback=lambda epoch, net, h: print(
                           f"Epoch {epoch}: {h.evaluation_accuracy[-1]} / {h.n_evaluation}"
                           f"  ({h.epoch_seconds[-1]:.2f} s)", flush=True))
