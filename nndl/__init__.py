@@ -7,6 +7,7 @@
     ...         monitor_evaluation_accuracy=True)
 """
 from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
+from .conv import Conv2D, ConvPoolLayer, FullyConnectedLayer, L2Pool2D, MaxPool2D, SoftmaxLayer
 from .costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 from .errors import ConfigError, DataError, DivergenceError, FormatError, NNDLError, ShapeError
 from .layers import Dense, Dropout, Flatten

@@ -65,8 +65,10 @@ class _Buffers:
 
 def _images(a_in, shape, what):
     """(N, ...) with C·H·W values per example -> (N, C, H, W), or a ShapeError."""
-    if a_in.shape[1:] == shape:
+    if a_in.shape[1:] == shape or (shape is None and a_in.ndim == 4):
         return a_in
+    if shape is None:
+        raise ShapeError(f"{what}: expected (N, C, H, W) inputs, got {a_in.shape}")
     if int(np.prod(a_in.shape[1:])) != int(np.prod(shape)):
         raise ShapeError(f"{what}: expected inputs of shape (N, {', '.join(map(str, shape))}), "
                          f"got {a_in.shape}")
@@ -246,7 +248,7 @@ class MaxPool2D(Layer):
 
     def forward(self, a_in, train=False):
         """(N, C, H, W) -> (N, C, H//p, W//p)."""
-        x = _images(a_in, self.input_shape, type(self).__name__)
+        x = _images(a_in, getattr(self, "input_shape", None), type(self).__name__)
         a, self.argmax = kernels.maxpool_forward(x, self.size)
         return a
 
@@ -268,7 +270,7 @@ class L2Pool2D(MaxPool2D):
 
     def forward(self, a_in, train=False):
         """(N, C, H, W) -> (N, C, H//p, W//p)."""
-        x = _images(a_in, self.input_shape, "L2Pool2D")
+        x = _images(a_in, getattr(self, "input_shape", None), "L2Pool2D")
         self.win = kernels.pool_windows(x, self.size)                       # (N, C, PH, PW, p·p)
         self.a = backend.xp(x).sqrt((self.win * self.win).sum(axis=-1))     # (N, C, PH, PW)
         return self.a
