@@ -146,12 +146,15 @@ class Dropout(Layer):
             raise ConfigError(f"Dropout p: expected 0 <= p < 1, got {p}")
         self.p = p
         self.mask_fn = mask_fn
+        self.rng = None  # set by Network; a standalone layer draws from a fresh generator
 
     def forward(self, a_in, train=False):
         """(N, ...) -> (N, ...)."""
         if not train or self.p == 0.0:
             self.mask = None
             return a_in
+        if self.rng is None:
+            self.rng = np.random.default_rng()
         if self.mask_fn is not None:
             keep = backend.xp(a_in).asarray(self.mask_fn(a_in.shape, self.rng))
         else:

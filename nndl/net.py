@@ -52,6 +52,11 @@ class History:
     def __len__(self):
         return 4
 
+    def __repr__(self):
+        return (f"History(evaluation_cost={self.evaluation_cost}, evaluation_accuracy="
+                f"{self.evaluation_accuracy}, training_cost={self.training_cost}, "
+                f"training_accuracy={self.training_accuracy})")
+
     def best_epoch(self):
         """Epoch of the highest evaluation accuracy (the first of ties), or None."""
         acc = self.evaluation_accuracy

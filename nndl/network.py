@@ -36,6 +36,24 @@ class Network(_net.Network):
     def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, **kwargs):
         return super().SGD(training_data, epochs, mini_batch_size, eta, test_data=test_data, **kwargs)
 
+    def update_mini_batch(self, mini_batch, eta, lmbda=0.0, n=None):
+        """One gradient step on the book's list of (x, y) column-vector tuples."""
+        x, _, y = self._prepare(mini_batch, "mini_batch")
+        super().update_mini_batch(x, y, eta, lmbda, n)
+
+    def backprop(self, x, y):
+        """For one (n_in, 1) column ``x`` and (n_out, 1) target ``y``: the book's
+        ``(nabla_b, nabla_w)`` lists of ∂C_x/∂b and ∂C_x/∂w (biases as columns).
+        Batches of rows give the batched behaviour of :meth:`nndl.Network.backprop`."""
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim == 2 and x.shape[1] == 1 and x.shape[0] == int(np.prod(self.input_shape)):
+            xb, _, yb = self._prepare([(x, y)], "x")
+            super().backprop(xb, yb)
+            dense = [l for l in self.layers if hasattr(l, "nabla_w")]
+            return ([l.nabla_b.reshape(-1, 1).copy() for l in dense],
+                    [l.nabla_w.copy() for l in dense])
+        return super().backprop(x, y)
+
 
 def sigmoid(z):
     """The sigmoid function, elementwise."""

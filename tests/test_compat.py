@@ -126,3 +126,32 @@ def test_vectorized_result_is_a_one_hot_column():
     for vr in (mnist_loader.vectorized_result, network2.vectorized_result):
         e = vr(3)
         assert e.shape == (10, 1) and e[3, 0] == 1.0 and e.sum() == 1.0
+
+
+def test_book_backprop_takes_one_column_and_returns_nabla_lists():
+    from nndl import Network, network
+
+    rng = np.random.default_rng(1)
+    x, y = rng.random((4, 1)), np.array([[0.0], [1.0]])
+    book = network.Network([4, 3, 2], seed=0)
+    batched = Network([4, 3, 2], cost="quadratic", init="large", seed=0)
+    nabla_b, nabla_w = book.backprop(x, y)
+    batched.backprop(x.T, y.T)
+    assert [b.shape for b in nabla_b] == [(3, 1), (2, 1)]
+    for nb, nw, layer in zip(nabla_b, nabla_w, batched.layers):
+        np.testing.assert_allclose(nb[:, 0], layer.nabla_b)
+        np.testing.assert_allclose(nw, layer.nabla_w)
+
+
+def test_book_update_mini_batch_takes_a_list_of_tuples():
+    from nndl import network
+
+    rng = np.random.default_rng(2)
+    batch = [(rng.random((4, 1)), np.eye(2)[:, [k % 2]]) for k in range(3)]
+    net = network.Network([4, 3, 2], seed=0)
+    before = [w.copy() for w in net.weights]
+    nablas = [net.backprop(x, y)[1] for x, y in batch]
+    net.update_mini_batch(batch, 3.0)
+    for l, w0 in enumerate(before):
+        expected = w0 - (3.0 / len(batch)) * sum(nw[l] for nw in nablas)
+        np.testing.assert_allclose(net.weights[l], expected, rtol=1e-12)
