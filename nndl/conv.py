@@ -95,8 +95,8 @@ class _Conv:
         self._buf = _Buffers()
         self.input_grad = True
 
-    def _convolve(self, x, train):
-        """x (N, C, H, W) -> (K, N·OH·OW); in training keeps the columns for backward."""
+    def _convolve(self, x):
+        """x (N, C, H, W) -> W @ im2col(x), (K, N·OH·OW); keeps the columns for backward."""
         K, C, kh, kw = self.w.shape
         N = len(x)
         P = N * self.OH * self.OW
@@ -107,7 +107,7 @@ class _Conv:
         return backend.xp(x).matmul(w2, cols, out=self._buf.get("z", x, (K, P), x.dtype))
 
     def _chunks(self, x):
-        """Batch sizes for evaluation, so the column matrix stays under _EVAL_COLS_BYTES."""
+        """The batch size for evaluation that keeps the column matrix under _EVAL_COLS_BYTES."""
         K, C, kh, kw = self.w.shape
         per = C * kh * kw * self.OH * self.OW * x.dtype.itemsize
         return max(1, _EVAL_COLS_BYTES // per)
@@ -163,7 +163,8 @@ class Conv2D(_Conv, Layer):
         self.stride = _ints(stride, 1, "Conv2D stride")[0]
         self.activation = activations.get(activation)
         if init not in ("default", "large", "zeros") and not callable(init):
-            raise ConfigError(f"Conv2D init: expected 'default', 'large', 'zeros' or a callable, got {init!r}")
+            raise ConfigError("Conv2D init: expected 'default', 'large', 'zeros' or a callable, "
+                              f"got {init!r}")
         self.init = init
         self.w_shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.w = self.b = None
@@ -189,7 +190,7 @@ class Conv2D(_Conv, Layer):
         xp, K, N = backend.xp(x), self.out_channels, len(x)
         chunk = N if train else self._chunks(x)
         if chunk >= N:
-            zt = self._convolve(x, train)                                    # (K, N·OH·OW)
+            zt = self._convolve(x)                                    # (K, N·OH·OW)
             zt += self.b[:, None]
             z = zt.reshape(K, N, self.OH, self.OW).transpose(1, 0, 2, 3)     # (N, K, OH, OW)
             self.z = xp.ascontiguousarray(z)
@@ -197,7 +198,7 @@ class Conv2D(_Conv, Layer):
             self.z = xp.empty((N, K, self.OH, self.OW), x.dtype)
             for k in range(0, N, chunk):
                 n = len(x[k:k + chunk])
-                zt = self._convolve(x[k:k + chunk], False)
+                zt = self._convolve(x[k:k + chunk])
                 zt += self.b[:, None]
                 self.z[k:k + n] = zt.reshape(K, n, self.OH, self.OW).transpose(1, 0, 2, 3)
             self.cols = None
@@ -353,17 +354,20 @@ class ConvPoolLayer(_Conv, Layer):
         x = _images(a_in, self.input_shape, "ConvPoolLayer")
         xp, K, N = backend.xp(x), self.filter_shape[0], len(x)
         chunk = N if train else self._chunks(x)
+        # Pooling runs on the product's own (K, N, ...) layout, which is contiguous;
+        # only the small pooled result is transposed to (N, K, ...).
         if chunk >= N:
-            zt = self._convolve(x, train)                                    # (K, N·OH·OW)
-            conv = zt.reshape(K, N, self.OH, self.OW).transpose(1, 0, 2, 3)  # (N, K, OH, OW) view
-            self.z, self.argmax = kernels.maxpool_forward(conv, self.poolsize)  # (N, K, PH, PW)
+            zt = self._convolve(x)                                    # (K, N·OH·OW)
+            pooled, self.argmax = kernels.maxpool_forward(
+                zt.reshape(K, N, self.OH, self.OW), self.poolsize)           # (K, N, PH, PW)
+            self.z = xp.ascontiguousarray(pooled.transpose(1, 0, 2, 3))      # (N, K, PH, PW)
         else:  # evaluation of a big batch: a chunk at a time, nothing kept for backward
             self.z = xp.empty((N, K, self.PH, self.PW), x.dtype)
             for k in range(0, N, chunk):
                 n = len(x[k:k + chunk])
-                zt = self._convolve(x[k:k + chunk], False)
-                conv = zt.reshape(K, n, self.OH, self.OW).transpose(1, 0, 2, 3)
-                self.z[k:k + n] = kernels.maxpool_forward(conv, self.poolsize)[0]
+                zt = self._convolve(x[k:k + chunk])
+                pooled = kernels.maxpool_forward(zt.reshape(K, n, self.OH, self.OW), self.poolsize)[0]
+                self.z[k:k + n] = pooled.transpose(1, 0, 2, 3)
             self.cols = self.argmax = None
         self.z += self.b[:, None, None]
         self.x_shape = x.shape
@@ -383,8 +387,9 @@ class ConvPoolLayer(_Conv, Layer):
             raise RuntimeError("ConvPoolLayer.backward: no stored forward pass; "
                                "call forward() on this batch first")
         dz = self._buf.get("dz", delta, (K, N * self.OH * self.OW), delta.dtype)
-        kernels.maxpool_backward(delta, self.argmax, self.poolsize,          # δ to each maximum
-                                 out=dz.reshape(K, N, self.OH, self.OW).transpose(1, 0, 2, 3))
+        delta_t = backend.xp(delta).ascontiguousarray(delta.transpose(1, 0, 2, 3))  # (K, N, PH, PW)
+        kernels.maxpool_backward(delta_t, self.argmax, self.poolsize,        # δ to each maximum
+                                 out=dz.reshape(K, N, self.OH, self.OW))    # (K, N, OH, OW)
         dx = self._conv_backward(dz, self.x_shape)                           # BP4, BP2
         return None if dx is None else dx.reshape((N,) + self.input_shape)
 
@@ -419,7 +424,8 @@ class FullyConnectedLayer(Dense):
         super().__init__(n_in, n_out, activation=activation_fn)
         p = float(p_dropout)
         if not 0.0 <= p < 1.0:
-            raise ConfigError(f"{type(self).__name__} p_dropout: expected 0 <= p_dropout < 1, got {p_dropout}")
+            raise ConfigError(f"{type(self).__name__} p_dropout: expected 0 <= p_dropout < 1, "
+                              f"got {p_dropout}")
         self.p_dropout = p
         self.book_init = bool(book_init)
         self.mask_fn = mask_fn

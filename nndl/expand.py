@@ -8,11 +8,12 @@ ReLU network from 99.23% to 99.37%.
 Memory.  :func:`expand_mnist` writes straight into one preallocated array, so its peak
 is the input plus the output and nothing else: 250,000 × 784 float32 = 784 MB for the
 output, plus the 157 MB float32 input.  Measured on MNIST with ``tracemalloc``: the
-call allocates 786 MB at its peak (784 MB of it the result), 943 MB with the input; the
-whole process, loading MNIST included, peaked at 1.08 GB resident.  float64 doubles
-the output (1.57 GB), which is why float32 is the default.  :func:`iter_expanded` yields the expanded set a chunk at a
-time for code that does not need it all at once (``scripts/expand_mnist.py`` uses it
-to write the set to disk in 10,000-image pieces).
+call allocates 786 MB at its peak (784 MB of it the result), 943 MB with the input;
+the whole process, loading MNIST included, peaked at 1.06 GB resident.  float64
+doubles the output (1.57 GB), which is why float32 is the default.
+:func:`iter_expanded` yields the expanded set 10,000 source images at a time, for code
+that does not need it all at once: :func:`save_expanded` uses it to store uint8 pixels
+(196 MB), and ``scripts/expand_mnist.py`` writing the file peaked at 0.91 GB resident.
 
 The book shuffled the expanded list once; nndl's ``Network.SGD`` reshuffles every
 epoch, so the order here (each image followed by its four shifts) does not matter.

@@ -20,8 +20,11 @@ i.e. the output in (K, N, OH, OW) order.  Both products of the backward pass,
 ``δ @ colsᵀ`` and ``Wᵀ @ δ``, are plain BLAS calls on contiguous operands, and the
 inner loops of the kernels run along image rows, which are contiguous.
 
-The max-pool kernels accept arrays of any strides (a transposed view is fine), so a
-layer can pool straight out of the (K, N, OH, OW) product without a copy.
+Max-pooling treats its first two axes alike, so :class:`~nndl.conv.ConvPoolLayer`
+pools the (K, N, OH, OW) product directly, contiguous, and transposes only the
+four-times-smaller result.  The kernels also accept arrays of any strides.  The numba
+max-pool loops unroll the book's 2 × 2 windows and route gradients with a zero fill
+plus one scattered write per window: no division or unpredictable branch per element.
 """
 import numpy as np
 
@@ -220,14 +223,24 @@ def _maxpool_forward_numba(x, ph, pw, values, argmax):
         for c in range(C):
             for a in range(PH):
                 for b in range(PW):
-                    best = x[n, c, a * ph, b * pw]
-                    k = 0
-                    for di in range(ph):
-                        for dj in range(pw):
-                            v = x[n, c, a * ph + di, b * pw + dj]
-                            if v > best:
-                                best = v
-                                k = di * pw + dj
+                    if ph == 2 and pw == 2:  # the book's 2x2 windows, unrolled: twice as fast
+                        best, k = x[n, c, 2 * a, 2 * b], 0
+                        v = x[n, c, 2 * a, 2 * b + 1]
+                        if v > best:
+                            best, k = v, 1
+                        v = x[n, c, 2 * a + 1, 2 * b]
+                        if v > best:
+                            best, k = v, 2
+                        v = x[n, c, 2 * a + 1, 2 * b + 1]
+                        if v > best:
+                            best, k = v, 3
+                    else:
+                        best, k = x[n, c, a * ph, b * pw], 0
+                        for di in range(ph):
+                            for dj in range(pw):
+                                v = x[n, c, a * ph + di, b * pw + dj]
+                                if v > best:
+                                    best, k = v, di * pw + dj
                     values[n, c, a, b] = best
                     argmax[n, c, a, b] = k
     return values
@@ -267,15 +280,20 @@ def _maxpool_backward_numpy(delta, argmax, ph, pw, out):
 
 @jit
 def _maxpool_backward_numba(delta, argmax, ph, pw, out):
-    """out[n, c, a·ph + di, b·pw + dj] = δ[n, c, a, b] at the argmax, else 0."""
+    """out = 0, then out[n, c, a·ph + di, b·pw + dj] = δ[n, c, a, b] at each argmax (di, dj)."""
     N, C, PH, PW = delta.shape
+    H, W = out.shape[2], out.shape[3]
+    di = np.empty(ph * pw, np.int64)  # window index -> (row, column): no division per element
+    dj = np.empty(ph * pw, np.int64)
+    for k in range(ph * pw):
+        di[k], dj[k] = k // pw, k % pw
     for n in range(N):
         for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    out[n, c, h, w] = 0
             for a in range(PH):
                 for b in range(PW):
-                    for di in range(ph):
-                        for dj in range(pw):
-                            out[n, c, a * ph + di, b * pw + dj] = 0
                     k = argmax[n, c, a, b]
-                    out[n, c, a * ph + k // pw, b * pw + k % pw] = delta[n, c, a, b]
+                    out[n, c, a * ph + di[k], b * pw + dj[k]] = delta[n, c, a, b]
     return out

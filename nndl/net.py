@@ -119,6 +119,9 @@ class Network:
         self.n_train = None
 
     def _build(self):
+        # Nothing upstream of the first layer needs ∂C/∂(input): skip computing it.
+        if hasattr(self.layers[0], "input_grad"):
+            self.layers[0].input_grad = False
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             try:
@@ -305,7 +308,9 @@ class Network:
         shorter), learning rate ``eta``, L2 strength ``lmbda`` (``regularization="L1"``
         for L1).  ``early_stopping_n`` stops after that many epochs without a new best
         evaluation accuracy; ``schedule_n`` halves eta after that many such epochs and
-        stops when eta has fallen to eta/128 (chapter 3's exercises).  ``callback(epoch,
+        stops when eta has fallen to eta/128 (chapter 3's exercises).  ``eta`` may also be
+        a function ``eta(epoch) -> float`` (chapter 3's exercise: a learning rate that
+        depends on the epoch); halvings then scale what it returns.  ``callback(epoch,
         net, history)`` runs after each epoch.  ``fast=False`` forces the layer-by-layer
         reference path even where the fused one (:mod:`nndl.fastpath`) applies.
 
@@ -322,6 +327,9 @@ class Network:
         if m < 1 or m > n:
             raise ConfigError(f"mini_batch_size: expected 1 <= mini_batch_size <= {n} "
                               f"(the training-set size), got {mini_batch_size}")
+        eta_fn = eta if callable(eta) else None
+        if eta_fn is not None:
+            eta = 1.0  # run.eta is then the factor halvings shrink: epoch j uses eta_fn(j) * run.eta
         if not eta > 0 or not np.isfinite(eta):
             raise ConfigError(f"eta: expected a positive learning rate, got {eta}")
         if not lmbda >= 0 or not np.isfinite(lmbda):
@@ -342,7 +350,8 @@ class Network:
         self.n_train = n
         run = _Run(eta, History())
         run.history.n_training, run.history.n_evaluation = n, (len(ev[0]) if ev else 0)
-        setup = {"n": n, "mini_batch_size": m, "eta": float(eta), "lmbda": float(lmbda)}
+        setup = {"n": n, "mini_batch_size": m, "eta": None if eta_fn else float(eta),
+                 "lmbda": float(lmbda)}
         if resume and checkpoint is not None and os.path.exists(checkpoint):
             self._restore_checkpoint(checkpoint, run, setup)
             if verbose:
@@ -351,13 +360,14 @@ class Network:
         bar = _progress(progress, n)
         while run.epoch < int(epochs):
             epoch = run.epoch
+            eta_now = run.eta if eta_fn is None else _epoch_eta(eta_fn, epoch) * run.eta
             snapshot = self._snapshot() if on_divergence == "restore" else None
             if bar is not None:
                 bar.reset()
                 bar.set_description(f"Epoch {epoch}")
             start = time.perf_counter()
             try:
-                train_epoch(epoch, run.eta, bar)
+                train_epoch(epoch, eta_now, bar)
             except DivergenceError as e:
                 if snapshot is None or run.eta / 2 < run.eta0 / 128:
                     if checkpoint is not None and os.path.exists(checkpoint):
@@ -366,11 +376,11 @@ class Network:
                 self._put_back(snapshot)
                 run.eta /= 2
                 if verbose:
-                    print(f"Epoch {epoch} diverged: restored its starting state, halving eta to {run.eta}")
+                    print(f"Epoch {epoch} diverged: restored its starting state, halving eta to {eta_now / 2}")
                 continue
             history = run.history
             history.epoch_seconds.append(time.perf_counter() - start)
-            history.eta.append(run.eta)
+            history.eta.append(eta_now)
             lines = []
             if monitor_training_cost:
                 history.training_cost.append(self.total_cost((x, y), lmbda, n=n, regularization=reg or "L2"))
@@ -396,11 +406,13 @@ class Network:
                     print(f"Epoch {epoch} training complete ({secs:.2f} s)")
                     for line in lines:
                         print(line)
+            eta_before = run.eta
             stop = run.after_epoch(acc, early_stopping_n, schedule_n)
             if verbose and stop:
                 print(stop)
-            elif verbose and schedule_n and run.eta != history.eta[-1]:
-                print(f"Halving the learning rate to {run.eta}")
+            elif verbose and schedule_n and run.eta != eta_before:
+                print(f"Halving the learning rate to {run.eta}" if eta_fn is None else
+                      f"Halving the learning rate to {run.eta} x eta(epoch)")
             run.epoch += 1
             if checkpoint is not None:
                 self._write_checkpoint(checkpoint, run, setup)
@@ -580,6 +592,18 @@ def _jsonable_rng_state(state):
 
 
 _FUSED_CHUNK = 500  # mini-batches per call of the fused kernel (progress-bar granularity)
+
+
+def _epoch_eta(eta_fn, epoch):
+    """``eta_fn(epoch)``, checked: the learning rate of one epoch of a scheduled run."""
+    value = eta_fn(epoch)
+    try:
+        eta = float(value)
+    except (TypeError, ValueError):
+        eta = float("nan")
+    if not eta > 0 or not np.isfinite(eta):
+        raise ConfigError(f"eta({epoch}): expected a positive learning rate, got {value!r}")
+    return eta
 
 
 def _diverged(epoch, batch, eta):

@@ -94,13 +94,15 @@ class Network(_net.Network):
     """``Network(layers, mini_batch_size)``: network3's network, trained by nndl.
 
     The cost is the log-likelihood of the softmax output.  ``mini_batch_size`` is kept
-    for the book's sake; ``SGD`` takes its own.  The first layer is told not to compute
-    the gradient with respect to the images (``input_grad = False``), which nobody uses.
+    for the book's sake; ``SGD`` takes its own.  Other keywords (``seed=``, ``rng=``,
+    ``input_shape=``) go to :class:`nndl.Network`.  The first layer is told not to
+    compute the gradient with respect to the images (``input_grad = False``), which
+    nobody uses.
     """
 
     def __init__(self, layers, mini_batch_size=None, cost=LogLikelihoodCost, dtype=np.float32,
-                 seed=None, rng=None, input_shape=None):
-        super().__init__(layers, cost=cost, dtype=dtype, seed=seed, rng=rng, input_shape=input_shape)
+                 **kwargs):
+        super().__init__(layers, cost=cost, dtype=dtype, **kwargs)
         self.mini_batch_size = mini_batch_size
         if hasattr(self.layers[0], "input_grad"):
             self.layers[0].input_grad = False
@@ -120,8 +122,9 @@ class Network(_net.Network):
         """
         if validation_data is None:
             raise ConfigError("validation_data: network3's SGD needs validation data to report on")
-        x, _, _ = self._prepare(training_data, "training_data")
-        n, m = len(x), int(mini_batch_size)
+        n = len(training_data[0]) if isinstance(training_data, tuple) and len(training_data) == 2 \
+            else len(training_data)
+        m = int(mini_batch_size)
         batches = -(-n // m) if m >= 1 else 0
         if book_l2 and batches:
             # network3: cost + 0.5·λ·Σw²/num_training_batches; nndl's L2 uses λ'/n.

@@ -1,0 +1,272 @@
+#!/usr/bin/env python
+"""Chapter 6's experiments: from one hidden layer to an ensemble of convolutional nets.
+
+Each ``--preset`` is one of the chapter's networks with the book's hyper-parameters
+(mini-batch 10; the figure is the test accuracy at the epoch of best validation
+accuracy, as the book reports it):
+
+    preset     network (book)                                               book
+    fc100      FC100 sigmoid, softmax; 60 epochs, eta 0.1                   97.80%
+    conv1      ConvPool(20,1,5,5), FC100, softmax; sigmoid, 60, 0.1         98.78%
+    conv2      + ConvPool(40,20,5,5)                                        99.06%
+    relu       conv2, all ReLU, eta 0.03, lambda 0.1                        99.23%
+    expanded   relu, on the expanded training set (250,000 images)          99.37%
+    two-fc     expanded, + a second FC100                                   99.43%
+    fc300      expanded, two FC300                                          99.48%
+    fc1000     expanded, two FC1000                                         99.47%
+    dropout    expanded, two FC1000, dropout 0.5 on both and the softmax,   99.60%
+               40 epochs, eta 0.03, no L2
+    ensemble   plurality vote of 5 dropout nets                             99.67%
+
+    python scripts/mnist_conv.py --preset conv1
+    python scripts/mnist_conv.py --preset conv1 --epochs 2 --train-size 10000 --plot conv1.png
+
+The full runs take hours on a CPU (conv1: about a minute per epoch on two cores);
+``--epochs`` and ``--train-size`` make short ones.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+# nndl (and numba with it) is imported only once the arguments are known to be good,
+# so a mistyped option fails at once.
+
+
+def _conv_layers(act, two_conv=True, book_init=False):
+    from nndl.network3 import ConvPoolLayer
+
+    layers = [ConvPoolLayer(image_shape=(10, 1, 28, 28), filter_shape=(20, 1, 5, 5),
+                            poolsize=(2, 2), activation_fn=act, book_init=book_init)]
+    if two_conv:
+        layers.append(ConvPoolLayer(image_shape=(10, 20, 12, 12), filter_shape=(40, 20, 5, 5),
+                                    poolsize=(2, 2), activation_fn=act, book_init=book_init))
+    return layers
+
+
+def _build(preset, book_init):
+    """The preset's layers (a fresh, unbuilt list each call)."""
+    from nndl.network3 import FullyConnectedLayer, ReLU, SoftmaxLayer, sigmoid
+
+    fc = lambda n_in, n_out, act, p=0.0: FullyConnectedLayer(n_in, n_out, act, p_dropout=p,
+                                                              book_init=book_init)
+    if preset == "fc100":
+        return [fc(784, 100, sigmoid), SoftmaxLayer(100, 10)]
+    if preset == "conv1":
+        return _conv_layers(sigmoid, False, book_init) + [fc(20 * 12 * 12, 100, sigmoid),
+                                                          SoftmaxLayer(100, 10)]
+    if preset == "conv2":
+        return _conv_layers(sigmoid, True, book_init) + [fc(40 * 4 * 4, 100, sigmoid), SoftmaxLayer(100, 10)]
+    if preset in ("relu", "expanded"):
+        return _conv_layers(ReLU, True, book_init) + [fc(640, 100, ReLU), SoftmaxLayer(100, 10)]
+    if preset in ("two-fc", "fc300", "fc1000"):
+        h = {"two-fc": 100, "fc300": 300, "fc1000": 1000}[preset]
+        return _conv_layers(ReLU, True, book_init) + [fc(640, h, ReLU), fc(h, h, ReLU), SoftmaxLayer(h, 10)]
+    if preset in ("dropout", "ensemble"):
+        return _conv_layers(ReLU, True, book_init) + [
+            fc(640, 1000, ReLU, 0.5), fc(1000, 1000, ReLU, 0.5), SoftmaxLayer(1000, 10, p_dropout=0.5)]
+    raise KeyError(preset)
+
+
+# preset -> (epochs, eta, lmbda, expanded data, book's test accuracy %)
+PRESETS = {
+    "fc100": (60, 0.1, 0.0, False, 97.80),
+    "conv1": (60, 0.1, 0.0, False, 98.78),
+    "conv2": (60, 0.1, 0.0, False, 99.06),
+    "relu": (60, 0.03, 0.1, False, 99.23),
+    "expanded": (60, 0.03, 0.1, True, 99.37),
+    "two-fc": (60, 0.03, 0.1, True, 99.43),
+    "fc300": (60, 0.03, 0.1, True, 99.48),
+    "fc1000": (60, 0.03, 0.1, True, 99.47),
+    "dropout": (40, 0.03, 0.0, True, 99.60),
+    "ensemble": (40, 0.03, 0.0, True, 99.67),
+}
+ENSEMBLE_SIZE = 5
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _nonneg_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}")
+    return v
+
+
+def _float(lo, strict):
+    def parse(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+        if not np.isfinite(v) or (v <= lo if strict else v < lo):
+            raise argparse.ArgumentTypeError(f"expected a number {'>' if strict else '>='} {lo}, got {s!r}")
+        return v
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage dump)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_args(argv=None):
+    p = _Parser(description="Chapter 6's convolutional networks on MNIST.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="presets: " + ", ".join(PRESETS))
+    p.add_argument("--preset", required=True, choices=list(PRESETS))
+    p.add_argument("--epochs", type=_nonneg_int, help="override the preset's number of epochs")
+    p.add_argument("--mini-batch-size", type=_positive_int, default=10)
+    p.add_argument("--eta", type=_float(0.0, True), help="override the learning rate")
+    p.add_argument("--lmbda", type=_float(0.0, False), help="override the L2 strength")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--data", metavar="PATH", help="folder with the MNIST files (default: $NNDL_DATA, data/)")
+    p.add_argument("--train-size", type=_positive_int, metavar="N",
+                   help="train on the first N training images (before expansion)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="write the learning curve to PATH and the first layer's filters to "
+                        "PATH-filters.png (PNG)")
+    p.add_argument("--save", metavar="PATH", help="save the trained network (.npz or .json)")
+    p.add_argument("--book-bugs", action="store_true",
+                   help="network3's initial weights N(0, 1/n_out) and L2 over mini-batches")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.data is not None and not os.path.isdir(args.data):
+        p.error(f"--data: no such folder: {args.data}")
+    for opt in ("plot", "save"):
+        path = getattr(args, opt)
+        if path is not None:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                p.error(f"--{opt}: folder does not exist: {folder}")
+    if args.save is not None and not args.save.endswith((".npz", ".json")):
+        p.error(f"--save: expected a .npz or .json file name, got {args.save}")
+    return args
+
+
+def _load(args, expanded):
+    from nndl.data import load_mnist
+    from nndl.errors import NNDLError
+
+    training, validation, test = load_mnist(args.data, dtype=args.dtype)
+    if args.train_size is not None:
+        training = (training[0][:args.train_size], training[1][:args.train_size])
+    if args.mini_batch_size > len(training[0]):
+        raise NNDLError(f"--mini-batch-size {args.mini_batch_size} is larger than the "
+                        f"{len(training[0])} training images")
+    if expanded:
+        from nndl.expand import expand_mnist
+
+        t = time.perf_counter()
+        training = expand_mnist(*training, dtype=args.dtype)
+        print(f"Expanded the training set to {len(training[0]):,} images "
+              f"({training[0].nbytes / 1e6:.0f} MB, {time.perf_counter() - t:.1f} s)")
+    return training, validation, test
+
+
+def _filters_path(path):
+    stem, ext = os.path.splitext(path)
+    return f"{stem}-filters{ext or '.png'}"
+
+
+def _save_path(path, k, count):
+    if count == 1:
+        return path
+    stem, ext = os.path.splitext(path)
+    return f"{stem}-{k}{ext}"
+
+
+def run(args):
+    from nndl import network3
+    from nndl.network3 import ConvPoolLayer
+
+    epochs, eta, lmbda, expanded, book = PRESETS[args.preset]
+    epochs = args.epochs if args.epochs is not None else epochs
+    eta = args.eta if args.eta is not None else eta
+    lmbda = args.lmbda if args.lmbda is not None else lmbda
+    training, validation, test = _load(args, expanded)
+    count = ENSEMBLE_SIZE if args.preset == "ensemble" else 1
+    print(f"{args.preset}: {epochs} epochs, mini-batch {args.mini_batch_size}, eta {eta}, "
+          f"lambda {lmbda}, {args.dtype}, {len(training[0]):,} training images"
+          + (f", {count} networks" if count > 1 else ""))
+    nets, results = [], []
+    for k in range(count):
+        if count > 1:
+            print(f"-- network {k + 1} of {count} (seed {args.seed + k})")
+        net = network3.Network(_build(args.preset, args.book_bugs), args.mini_batch_size,
+                               dtype=args.dtype, seed=args.seed + k)
+        result = net.SGD(training, epochs, args.mini_batch_size, eta, validation, test,
+                         lmbda=lmbda, book_l2=args.book_bugs, progress=not args.no_progress,
+                         timing=True)
+        secs = net.history.epoch_seconds
+        if secs:
+            steps = -(-len(training[0]) // args.mini_batch_size)
+            print(f"Training: {np.mean(secs):.2f} s per epoch, "
+                  f"{1e3 * np.sum(secs) / (steps * len(secs)):.2f} ms per mini-batch")
+        nets.append(net)
+        results.append(result)
+        if args.save:
+            net.save(_save_path(args.save, k, count))
+            print(f"Saved {_save_path(args.save, k, count)}")
+    if count > 1:
+        votes = network3.ensemble_vote(nets, test[0])
+        acc = 100.0 * float((votes == test[1]).mean())
+        print(f"Ensemble of {count}: test accuracy {acc:.2f}% (book: {book:.2f}%)")
+    elif results[0].test_accuracy is not None:
+        acc = 100.0 * results[0].test_accuracy
+        print(f"{args.preset}: test accuracy {acc:.2f}% at the best validation epoch "
+              f"(book: {book:.2f}%)")
+    if args.plot:
+        from nndl import plots
+
+        title = f"{args.preset} ({args.dtype}, seed {args.seed}; book: {book:.2f}% test)"
+        print(f"Wrote {plots.learning_curves(nets[0].history, args.plot, title=title)}")
+        first = nets[0].layers[0]
+        if isinstance(first, ConvPoolLayer):
+            path = _filters_path(args.plot)
+            plots.weight_images(first.w, path)
+            print(f"Wrote {path}")
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    prog = os.path.basename(sys.argv[0]) or "mnist_conv.py"
+    from nndl.errors import NNDLError
+
+    try:
+        return run(args)
+    except NNDLError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{prog}: error: out of memory (the expanded set needs ~0.8 GB in float32)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
