@@ -12,7 +12,7 @@ from .costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 from .errors import ConfigError, DataError, DivergenceError, FormatError, NNDLError, ShapeError
 from .layers import Dense, Dropout, Flatten
 from .net import History, Network
-from .optimizers import SGD, Momentum
+from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSProp
 from .regularization import L1, L2
 
 

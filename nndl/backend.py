@@ -3,7 +3,19 @@
 Layers are written once against an array module ``xp`` (numpy on the CPU, CuPy on a
 GPU).  They ask ``xp(x)`` which module owns an array and use only what both modules
 share.  Loops too slow for numpy live in :mod:`nndl.kernels` behind ``jit``.
+
+A network picks its module once, with ``Network(..., backend="cupy")`` or the
+``NNDL_BACKEND`` environment variable (``"numpy"`` when unset): :func:`array_module`
+turns that choice into the module, or into one clear :class:`~nndl.errors.ConfigError`
+where CuPy or a GPU is missing.  Parameters are drawn on the host from a numpy
+Generator and then moved with :func:`move`; results come back with :func:`to_numpy`.
+
+Another array type can take part without a change here: ``xp(x)`` returns the module
+that ``type(x).__nndl_xp__`` names.  The tests use that for a strict, CPU-only stand-in
+for CuPy (``tests/strict_xp.py``) that refuses, as CuPy does, to turn device arrays
+into numpy arrays behind the code's back.
 """
+import functools
 import os
 
 import numpy as np
@@ -20,16 +32,21 @@ try:
     import cupy  # noqa: F401
 
     HAS_CUPY = True
-except Exception:  # ImportError, or a CUDA library failing to load
+    _CUPY_IMPORT_ERROR = None
+except Exception as e:  # ImportError, or a CUDA library failing to load
     cupy = None
     HAS_CUPY = False
+    _CUPY_IMPORT_ERROR = "CuPy is not installed" if isinstance(e, ImportError) and \
+        getattr(e, "name", None) == "cupy" else f"CuPy failed to import: {type(e).__name__}: {e}"
+
+BACKENDS = ("numpy", "cupy")
 
 
 def xp(x):
-    """The array module (numpy or cupy) that owns ``x``."""
+    """The array module (numpy, cupy, or the one ``type(x).__nndl_xp__`` names) that owns ``x``."""
     if HAS_CUPY and isinstance(x, cupy.ndarray):
         return cupy
-    return np
+    return getattr(type(x), "__nndl_xp__", np)
 
 
 def jit(*args, **kwargs):
@@ -44,9 +61,77 @@ def jit(*args, **kwargs):
 
 def to_numpy(x):
     """A host (numpy) copy of ``x``; numpy arrays pass through unchanged."""
-    if HAS_CUPY and isinstance(x, cupy.ndarray):
-        return cupy.asnumpy(x)
-    return np.asarray(x)
+    if xp(x) is np:
+        return np.asarray(x)
+    return x.get()  # cupy.ndarray.get(): the one explicit device -> host copy
+
+
+def move(x, module):
+    """``x`` on the device of array module ``module``; unchanged when it is already there."""
+    if xp(x) is module:
+        return x
+    return module.asarray(to_numpy(x))
+
+
+@functools.lru_cache(maxsize=None)
+def cupy_problem():
+    """Why the cupy backend can't run here (a short phrase), or None when it can."""
+    if not HAS_CUPY:
+        return _CUPY_IMPORT_ERROR
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # no driver, no device, a broken CUDA install
+        return f"no CUDA GPU is usable: {type(e).__name__}: {e}"
+    return None if count > 0 else "no CUDA GPU was found"
+
+
+def array_module(backend=None):
+    """The array module for ``backend``: ``"numpy"``, ``"cupy"``, None or an array module.
+
+    None means the ``NNDL_BACKEND`` environment variable, else ``"numpy"``.  An array
+    module (numpy, cupy, or a stand-in with the same functions) is returned as it is.
+    Asking for ``"cupy"`` where CuPy or a CUDA GPU is missing raises one ConfigError
+    that says how to get them.
+    """
+    from .errors import ConfigError
+
+    what = "backend"
+    if backend is None:
+        backend, what = os.environ.get("NNDL_BACKEND", "") or "numpy", "NNDL_BACKEND"
+    if not isinstance(backend, str):
+        if callable(getattr(backend, "asarray", None)) and callable(getattr(backend, "zeros", None)):
+            return backend
+        raise ConfigError(f"{what}: expected 'numpy' or 'cupy', got {backend!r}")
+    name = backend.strip().lower()
+    if name == "numpy":
+        return np
+    if name == "cupy":
+        problem = cupy_problem()
+        if problem is not None:
+            raise ConfigError(f"backend 'cupy' needs CuPy and a CUDA GPU: "
+                              f"pip install 'nndl[gpu]' ({problem})")
+        return cupy
+    raise ConfigError(f"{what}: expected 'numpy' or 'cupy', got {backend!r}")
+
+
+def name(module):
+    """``"numpy"``, ``"cupy"``, or the name of another array module."""
+    if module is np:
+        return "numpy"
+    if HAS_CUPY and module is cupy:
+        return "cupy"
+    return getattr(module, "__name__", repr(module))
+
+
+def default_dtype(module):
+    """float64 on the CPU (numpy), float32 on a GPU (or any other array module)."""
+    return np.dtype(np.float64) if module is np else np.dtype(np.float32)
+
+
+def synchronize(module):
+    """Wait until the device of ``module`` has finished its queued work (for timings)."""
+    if HAS_CUPY and module is cupy:
+        cupy.cuda.get_current_stream().synchronize()
 
 
 def as_dtype(dtype):

@@ -30,6 +30,14 @@ class Layer:
     def parameters(self):
         return []
 
+    def to(self, xp):
+        """Put each parameter ``self.<name>`` and its gradient ``self.nabla_<name>`` on
+        array module ``xp``'s device (numpy: the host); return the layer."""
+        for name, p, g in self.parameters():
+            setattr(self, name, backend.move(p, xp))
+            setattr(self, f"nabla_{name}", backend.move(g, xp))
+        return self
+
     def config(self):
         """Constructor arguments, JSON-able, for :meth:`Network.save`."""
         return {}
@@ -155,10 +163,12 @@ class Dropout(Layer):
             return a_in
         if self.rng is None:
             self.rng = np.random.default_rng()
+        # The mask is drawn on the host from the seeded Generator (the same on every
+        # backend) and moved to a_in's device.
         if self.mask_fn is not None:
             keep = backend.xp(a_in).asarray(self.mask_fn(a_in.shape, self.rng))
         else:
-            keep = self.rng.random(a_in.shape) >= self.p
+            keep = backend.xp(a_in).asarray(self.rng.random(a_in.shape) >= self.p)
         self.mask = keep.astype(a_in.dtype) * a_in.dtype.type(1.0 / (1.0 - self.p))
         return a_in * self.mask
 

@@ -82,13 +82,19 @@ class Network:
     list of layers for anything else.  Layers are built, and their shapes checked
     against each other, here; parameters are drawn from ``numpy.random.default_rng(seed)``
     (or ``rng``), which also shuffles the mini-batches, so one seed fixes a whole run.
+
+    ``backend`` says where the arrays live: ``"numpy"`` (the CPU) or ``"cupy"`` (a CUDA
+    GPU), by default the ``NNDL_BACKEND`` environment variable, else numpy; ``to_gpu()``
+    and ``to_cpu()`` move a network later.  ``dtype`` defaults to float64 on the CPU and
+    float32 on a GPU.  Parameters are drawn on the host, so a seed gives the same
+    network on either backend.
     """
 
     def __init__(self, layers, cost=costs.CrossEntropyCost, init="default",
-                 activation="sigmoid", output_activation=None, dtype=np.float64,
-                 seed=None, rng=None, input_shape=None):
+                 activation="sigmoid", output_activation=None, dtype=None,
+                 seed=None, rng=None, input_shape=None, backend=None):
         self.cost = costs.get(cost)
-        self.dtype = backend.as_dtype(dtype)
+        self.xp, self.dtype = _placement(backend, dtype)  # xp: numpy or cupy
         self.rng = rng if rng is not None else np.random.default_rng(seed)
         layers = list(layers)
         if not layers:
@@ -128,6 +134,7 @@ class Network:
                 shape = layer.build(shape, self.rng, self.dtype)
             except ShapeError as e:
                 raise ShapeError(f"layer {i} ({type(layer).__name__}): {e}") from None
+            layer.to(self.xp)                                  # drawn on the host, moved once
         self.output_shape = tuple(shape)
 
     # -- the book's attribute names -------------------------------------------------
@@ -163,11 +170,38 @@ class Network:
             if isinstance(layer, Dense):
                 layer.init = init
                 layer.initialize(self.rng, self.dtype)
+                layer.to(self.xp)
+
+    # -- devices --------------------------------------------------------------------
+    def to_backend(self, name):
+        """Move parameters, gradients and optimizer state to ``name`` ("numpy" or "cupy").
+
+        The dtype stays as it is.  Returns the network.
+        """
+        xp = _placement(name, self.dtype)[0]
+        for layer in self.layers:
+            layer.to(xp)
+        state = self.optimizer.state()
+        if state:
+            self.optimizer.load_state({k: backend.move(v, xp) for k, v in state.items()})
+        self.xp = xp
+        return self
+
+    def to_gpu(self):
+        """Move the network onto the GPU (CuPy); see :meth:`to_backend`."""
+        return self.to_backend("cupy")
+
+    def to_cpu(self):
+        """Move the network back to the CPU (numpy); see :meth:`to_backend`."""
+        return self.to_backend("numpy")
 
     # -- forward and backward -------------------------------------------------------
     def feedforward(self, x, train=False):
-        """Output activations for a batch: (N, *input_shape) -> (N, *output_shape)."""
-        a = x
+        """Output activations for a batch: (N, *input_shape) -> (N, *output_shape).
+
+        The output is on the network's device; host inputs are moved there.
+        """
+        a = backend.move(x, self.xp)
         for layer in self.layers:
             a = layer.forward(a, train)
         return a
@@ -237,7 +271,8 @@ class Network:
 
     # -- data -----------------------------------------------------------------------
     def _inputs(self, x, what):
-        x = np.asarray(x) if not hasattr(x, "__cuda_array_interface__") else x
+        if backend.xp(x) is np:
+            x = np.asarray(x)
         if x.ndim == 0 or len(x) == 0:
             raise DataError(f"{what}: no examples")
         per = int(np.prod(self.input_shape))
@@ -248,12 +283,12 @@ class Network:
             x = x.reshape((len(x),) + self.input_shape)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        return x
+        return backend.move(x, self.xp)                        # to the network's device, once
 
     def _prepare(self, data, what):
         """``(X, labels or None, Y targets)`` from ``(X, y)`` arrays or a list of book tuples."""
         if isinstance(data, tuple) and len(data) == 2 and hasattr(data[0], "ndim") \
-                and data[0].ndim >= 2 and np.ndim(data[1]) >= 1:
+                and data[0].ndim >= 2 and _ndim(data[1]) >= 1:
             x, y = data
         else:
             pairs = list(data)
@@ -267,13 +302,14 @@ class Network:
             y = np.stack([v.reshape(-1) for v in ys]) if ys[0].size > 1 else \
                 np.array([int(v) for v in ys])
         x = self._inputs(x, what)
-        y = np.asarray(y)
+        y = np.asarray(y) if backend.xp(y) is np else y
         if len(y) != len(x):
             raise ShapeError(f"{what}: {len(x)} inputs but {len(y)} labels/targets")
-        if not np.isfinite(x).all():
+        if not bool(backend.xp(x).isfinite(x).all()):
             raise DataError(f"{what}: inputs contain NaN or infinity")
         n_out = int(np.prod(self.output_shape))
         if y.ndim == 1:
+            y = backend.to_numpy(y)  # labels are checked, and compared with predictions, on the host
             if not np.issubdtype(y.dtype, np.integer):
                 if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
                     raise DataError(f"{what}: labels must be integers, got dtype {y.dtype}")
@@ -284,13 +320,13 @@ class Network:
                                 f"at index {int(np.flatnonzero(bad)[0])}")
             targets = np.zeros((len(y), n_out), self.dtype)
             targets[np.arange(len(y)), y] = 1
-            return x, y, targets
+            return x, y, backend.move(targets, self.xp)
         if y.shape[1:] != (n_out,):
             raise ShapeError(f"{what}: targets of shape {y.shape[1:]}, expected ({n_out},)")
-        if not np.isfinite(y).all():
+        if not bool(backend.xp(y).isfinite(y).all()):
             raise DataError(f"{what}: targets contain NaN or infinity")
-        targets = y.astype(self.dtype)
-        labels = y.argmax(axis=1) if n_out > 1 else None
+        targets = backend.move(y.astype(self.dtype), self.xp)
+        labels = backend.to_numpy(targets.argmax(axis=1)) if n_out > 1 else None
         return x, labels, targets
 
     # -- training -------------------------------------------------------------------
@@ -445,7 +481,7 @@ class Network:
             return train_epoch
 
         def train_epoch(epoch, eta, bar):
-            perm = self.rng.permutation(n)
+            perm = backend.move(self.rng.permutation(n), self.xp)  # drawn on the host
             for k in range(0, n, m):
                 idx = perm[k:k + m]
                 # A diverging net overflows; that is detected just below and
@@ -528,14 +564,19 @@ class Network:
         return meta, arrays
 
     @classmethod
-    def load(cls, filename):
-        """Read a network written by :meth:`save` (or the network of a checkpoint)."""
+    def load(cls, filename, backend=None):
+        """Read a network written by :meth:`save` (or the network of a checkpoint).
+
+        ``backend`` ("numpy" or "cupy"; default ``NNDL_BACKEND``, else numpy) places it,
+        whichever backend saved it: files hold host arrays.
+        """
+        xp = _placement(backend, None)[0]  # a missing GPU is a ConfigError, not a bad file
         meta, arrays = io.read_arrays(filename)
         name = os.path.basename(os.fspath(filename))
         try:
             layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in meta["layers"]]
             net = cls(layers, cost=meta["cost"], dtype=meta["dtype"],
-                      input_shape=meta["input_shape"], rng=np.random.default_rng(0))
+                      input_shape=meta["input_shape"], rng=np.random.default_rng(0), backend=xp)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise FormatError(f"{name}: bad layer description ({type(e).__name__}: {e})") from None
         net._load_params(arrays, name)
@@ -552,7 +593,7 @@ class Network:
                     raise FormatError(f"{name}: array {key} has shape {a.shape}, expected {p.shape}")
                 if not np.isfinite(a).all():
                     raise FormatError(f"{name}: array {key} holds NaN or infinite values")
-                p[...] = a
+                p[...] = backend.move(a, backend.xp(p))
 
 
 class _Run:
@@ -592,6 +633,17 @@ def _jsonable_rng_state(state):
 
 
 _FUSED_CHUNK = 500  # mini-batches per call of the fused kernel (progress-bar granularity)
+
+
+def _ndim(v):
+    """``v.ndim``, or numpy's count of a list's dimensions (np.ndim refuses device arrays)."""
+    return v.ndim if hasattr(v, "ndim") else np.ndim(v)
+
+
+def _placement(name, dtype):
+    """(array module, dtype) of a network: the dtype defaults to float64 on numpy, float32 on a GPU."""
+    xp = backend.array_module(name)
+    return xp, (backend.default_dtype(xp) if dtype is None else backend.as_dtype(dtype))
 
 
 def _epoch_eta(eta_fn, epoch):

@@ -13,6 +13,7 @@ N(0, 1), and ``feedforward`` taking one (784, 1) column vector.
 """
 import numpy as np
 
+from . import backend
 from . import net as _net
 from .activations import Sigmoid
 from .costs import QuadraticCost
@@ -28,7 +29,7 @@ class Network(_net.Network):
     def feedforward(self, a, train=False):
         """A (n_in, 1) column gives a (n_out, 1) column, as in the book; rows of a batch
         give rows."""
-        a = np.asarray(a)
+        a = np.asarray(a) if backend.xp(a) is np else a
         if a.ndim == 2 and a.shape[1] == 1 and a.shape[0] == int(np.prod(self.input_shape)):
             return super().feedforward(a.T.astype(self.dtype), train).T
         return super().feedforward(a, train)
@@ -45,7 +46,7 @@ class Network(_net.Network):
         """For one (n_in, 1) column ``x`` and (n_out, 1) target ``y``: the book's
         ``(nabla_b, nabla_w)`` lists of ∂C_x/∂b and ∂C_x/∂w (biases as columns).
         Batches of rows give the batched behaviour of :meth:`nndl.Network.backprop`."""
-        x, y = np.asarray(x), np.asarray(y)
+        x, y = (np.asarray(v) if backend.xp(v) is np else v for v in (x, y))
         if x.ndim == 2 and x.shape[1] == 1 and x.shape[0] == int(np.prod(self.input_shape)):
             xb, _, yb = self._prepare([(x, y)], "x")
             super().backprop(xb, yb)

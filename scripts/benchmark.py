@@ -15,6 +15,7 @@ which is what to trust on a machine whose speed drifts.
 
     python scripts/benchmark.py --quick          # about a minute
     python scripts/benchmark.py                  # everything, incl. peak memory
+    python scripts/benchmark.py --backend cupy   # on a GPU: nndl on CuPy vs PyTorch on CUDA
 """
 import argparse
 import json
@@ -241,6 +242,154 @@ def have_torch():
         return False
 
 
+# ---------------------------------------------------------------- GPU: nndl on CuPy vs torch on CUDA
+GPU_PLAN = [(name, mb) for name in ("W1", "W2", "W3") for mb in (10, 64, 256)]
+
+
+def run_nndl_gpu(w, X, y, mb, dtype):
+    """One epoch of nndl on CuPy, from host data: SGD's one copy to the GPU is included."""
+    from nndl import backend
+
+    net = nndl_net(w, dtype).to_gpu()
+    backend.synchronize(net.xp)
+    t = time.perf_counter()
+    net.SGD((X, y), 1, mb, w["eta"], lmbda=w["lmbda"], verbose=False)
+    backend.synchronize(net.xp)
+    return time.perf_counter() - t
+
+
+def infer_nndl_gpu(w, X, dtype):
+    from nndl import backend
+
+    net = nndl_net(w, dtype).to_gpu()
+    Xd = net.xp.asarray(X)
+    net.predict(Xd[:100])
+    backend.synchronize(net.xp)
+    t = time.perf_counter()
+    net.predict(Xd)
+    backend.synchronize(net.xp)
+    return time.perf_counter() - t
+
+
+def run_torch_cuda(w, X, y, mb, dtype):
+    """PyTorch eager on CUDA, the same step as run_torch; the copy to the GPU is included."""
+    import torch
+
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    tdt = torch.float64 if dtype == np.float64 else torch.float32
+    model = _torch_model(w, torch).to(device=dev, dtype=tdt)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784))).to(dev)
+    Yt = (torch.from_numpy(np.eye(10, dtype=dtype)[y]) if w["cost"] != "log-likelihood"
+          else torch.from_numpy(y)).to(dev)
+    n = len(X)
+    opt = torch.optim.SGD(model.parameters(), lr=w["eta"], weight_decay=w["lmbda"] / n)
+    perm = torch.randperm(n, device=dev)
+    for k in range(0, n, mb):
+        idx = perm[k:k + mb]
+        out = model(Xt[idx])
+        if w["cost"] == "quadratic":
+            loss = 0.5 * ((out - Yt[idx]) ** 2).sum() / len(idx)
+        elif w["cost"] == "cross-entropy":
+            loss = torch.nn.functional.binary_cross_entropy(out, Yt[idx], reduction="sum") / len(idx)
+        else:
+            loss = torch.nn.functional.cross_entropy(out, Yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def infer_torch_cuda(w, X, dtype):
+    import torch
+
+    dev = torch.device("cuda")
+    tdt = torch.float64 if dtype == np.float64 else torch.float32
+    model = _torch_model(w, torch).to(device=dev, dtype=tdt).eval()
+    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784))).to(dev)
+    with torch.no_grad():
+        model(Xt[:100])
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for k in range(0, len(Xt), 1000):
+            model(Xt[k:k + 1000]).argmax(1)
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def gpu_main(args):
+    """``--backend cupy``: float32, W1-W3 at mini-batch 10/64/256, and W5 inference."""
+    from nndl import backend
+    from nndl.errors import ConfigError
+
+    try:
+        cp = backend.array_module("cupy")
+    except ConfigError as e:
+        print(f"{os.path.basename(sys.argv[0]) or 'benchmark.py'}: error: {e}", file=sys.stderr)
+        return 2
+    reps = args.reps or (1 if args.quick else 3)
+    frac = 0.1 if args.quick else 1.0
+    from nndl.data import load_mnist
+
+    (X_all, y_all), _, _ = load_mnist()
+    torch_cuda = have_torch() and __import__("torch").cuda.is_available()
+    only = set(args.only.split(",")) if args.only else None
+    gpu = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["name"]
+    gpu = gpu.decode() if isinstance(gpu, bytes) else gpu
+    print(f"nndl {nndl.__version__} on CuPy {cp.__version__}, {gpu}"
+          + (", torch " + __import__("torch").__version__ + " CUDA" if torch_cuda else ", no torch CUDA")
+          + (" -- quick mode: 10% of each workload, times scaled to a full epoch" if args.quick else ""))
+    dtype = np.dtype(np.float32)
+    results = []
+    print(f"\n== float32 on the GPU ==\n{'workload':<16}{'impl':<12}{'s/epoch':>9}{'samples/s':>11}{'x torch':>9}")
+    for name, mb in GPU_PLAN:
+        if only and name not in only:
+            continue
+        w = WORKLOADS[name]
+        n = max(int(w["n"] * frac), 2 * mb)
+        X, y = X_all[:n].astype(dtype), y_all[:n]
+        scale = w["n"] / n
+        jobs = {"nndl-cupy": (lambda: run_nndl_gpu(w, X, y, mb, dtype), scale)}
+        if torch_cuda:
+            jobs["torch-cuda"] = (lambda: run_torch_cuda(w, X, y, mb, dtype), scale)
+        run_nndl_gpu(w, X[: 4 * mb], y[: 4 * mb], mb, dtype)  # compile the CuPy kernels
+        if torch_cuda:
+            run_torch_cuda(w, X[: 4 * mb], y[: 4 * mb], mb, dtype)
+        med = median_times(jobs, reps)
+        label = f"{name} mb{mb}"
+        for impl, secs in med.items():
+            results.append(dict(workload=name, mini_batch=mb, dtype=str(dtype), impl=impl,
+                                backend="cupy", seconds=secs, samples_per_s=w["n"] / secs))
+            ratio = f"{med['nndl-cupy'] / med['torch-cuda']:.2f}" \
+                if impl == "nndl-cupy" and "torch-cuda" in med else ""
+            print(f"{label:<16}{impl:<12}{secs:>9.3f}{w['n'] / secs:>11.0f}{ratio:>9}")
+            label = ""
+    for name in ("W1", "W3"):
+        if only and name not in only:
+            continue
+        w = WORKLOADS[name]
+        X = X_all[:10_000].astype(dtype)
+        jobs = {"nndl-cupy": (lambda: infer_nndl_gpu(w, X, dtype), 1.0)}
+        if torch_cuda:
+            jobs["torch-cuda"] = (lambda: infer_torch_cuda(w, X, dtype), 1.0)
+        med = median_times(jobs, max(reps, 3))
+        label = f"W5 infer {name}"
+        for impl, secs in med.items():
+            results.append(dict(workload=f"W5-{name}", dtype=str(dtype), impl=impl, backend="cupy",
+                                seconds=secs))
+            ratio = f"{med['nndl-cupy'] / med['torch-cuda']:.2f}" \
+                if impl == "nndl-cupy" and "torch-cuda" in med else ""
+            print(f"{label:<16}{impl:<12}{secs:>9.3f}{10_000 / secs:>11.0f}{ratio:>9}")
+            label = ""
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
 # ---------------------------------------------------------------- driver
 def median_times(jobs, reps):
     """jobs: name -> (fn, scale).  Run them interleaved ``reps`` times; median x scale."""
@@ -267,7 +416,12 @@ def main(argv=None):
     p.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
+                   help="cupy: nndl on CuPy against PyTorch on CUDA, float32 (needs a GPU)")
     args = p.parse_args(argv)
+    if args.backend == "cupy":
+        return gpu_main(args)
+    os.environ["NNDL_BACKEND"] = "numpy"  # the CPU figures, whatever the environment says
     reps = args.reps or (1 if args.quick else 3)
     frac = 0.1 if args.quick else 1.0  # fraction of each workload's samples actually run
     from nndl.data import load_mnist

@@ -137,6 +137,8 @@ def parse_args(argv=None):
     p.add_argument("--eta", type=_float(0.0, True), help="override the learning rate")
     p.add_argument("--lmbda", type=_float(0.0, False), help="override the L2 strength")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--backend", choices=("numpy", "cupy"),
+                   help="numpy (CPU) or cupy (GPU); default $NNDL_BACKEND, else numpy")
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--data", metavar="PATH", help="folder with the MNIST files (default: $NNDL_DATA, data/)")
     p.add_argument("--train-size", type=_positive_int, metavar="N",
@@ -195,9 +197,10 @@ def _save_path(path, k, count):
 
 
 def run(args):
-    from nndl import network3
+    from nndl import backend, network3
     from nndl.network3 import ConvPoolLayer
 
+    xp = backend.array_module(args.backend)  # without CuPy or a GPU: one clear error, at once
     epochs, eta, lmbda, expanded, book = PRESETS[args.preset]
     epochs = args.epochs if args.epochs is not None else epochs
     eta = args.eta if args.eta is not None else eta
@@ -212,7 +215,7 @@ def run(args):
         if count > 1:
             print(f"-- network {k + 1} of {count} (seed {args.seed + k})")
         net = network3.Network(_build(args.preset, args.book_bugs), args.mini_batch_size,
-                               dtype=args.dtype, seed=args.seed + k)
+                               dtype=args.dtype, seed=args.seed + k, backend=xp)
         result = net.SGD(training, epochs, args.mini_batch_size, eta, validation, test,
                          lmbda=lmbda, book_l2=args.book_bugs, progress=not args.no_progress,
                          timing=True)
@@ -242,7 +245,7 @@ def run(args):
         first = nets[0].layers[0]
         if isinstance(first, ConvPoolLayer):
             path = _filters_path(args.plot)
-            plots.weight_images(first.w, path)
+            plots.weight_images(backend.to_numpy(first.w), path)
             print(f"Wrote {path}")
     return 0
 

@@ -63,7 +63,10 @@ def parse_args(argv=None):
     p.add_argument("--init", choices=["default", "large"],
                    help="weights N(0,1/n_in) (default) or N(0,1) (large, chapter 1)")
     p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--dtype", choices=["float64", "float32"],
+                   help="default float64, or float32 with --backend cupy")
+    p.add_argument("--backend", choices=["numpy", "cupy"],
+                   help="numpy (CPU) or cupy (GPU); default $NNDL_BACKEND, else numpy")
     p.add_argument("--early-stopping", type=int, default=0, metavar="N",
                    help="stop after N epochs without a better evaluation accuracy")
     p.add_argument("--schedule", type=int, default=0, metavar="N",
@@ -110,13 +113,17 @@ def build(config, args):
         layers.append(Dense(n_in, n_out, activation=act, init=config["init"]))
         if args.dropout and not last:
             layers.append(Dropout(args.dropout))
-    return Network(layers, cost=config["cost"], dtype=args.dtype, seed=args.seed)
+    return Network(layers, cost=config["cost"], dtype=args.dtype, seed=args.seed,
+                   backend=args.backend)
 
 
 def main(argv=None):
     args, config = parse_args(argv)
+    from nndl import backend
     from nndl.data import load_mnist
 
+    xp = backend.array_module(args.backend)  # without CuPy or a GPU: one clear error, at once
+    args.dtype = args.dtype or str(backend.default_dtype(xp))
     training, validation, test = load_mnist(args.data, dtype=args.dtype)
     if args.train_size:
         if not 1 <= args.train_size <= len(training[0]):

@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Chapter 3: choosing the learning rate -- the training cost for eta = 0.025, 0.25, 2.5.
+
+The book's experiment ("How to choose a neural network's hyper-parameters?",
+fig/multiple_eta.py): [784, 30, 10] sigmoid networks, cross-entropy cost, weights
+N(0, 1/n_in), mini-batches of 10, lambda 5.0, 30 epochs on the 50,000 training images,
+the cost on the training data after every epoch.  With eta = 0.025 the cost falls
+slowly; with 0.25 it falls fast and then levels; with 2.5 it oscillates from the start:
+the steps overshoot the valley's bottom.
+
+    python scripts/ch3_learning_rates.py                       # the book's figure (a few minutes)
+    python scripts/ch3_learning_rates.py --etas 0.025,0.25,2.5,25
+    python scripts/ch3_learning_rates.py --quick               # seconds
+    python scripts/ch3_learning_rates.py --from-json runs/ch3_learning_rates/ch3_learning_rates.json
+
+Writes ``<out>/ch3_learning_rates.json`` and ``multiple_eta.png``.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from nndl import Network  # noqa: E402
+from nndl import io as nio  # noqa: E402
+
+NAME = "ch3_learning_rates"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--etas", default="0.025,0.25,2.5", help="learning rates (default 0.025,0.25,2.5)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--lmbda", type=float, default=5.0)
+    p.add_argument("--hidden", type=int, default=30)
+    p.add_argument("--mini-batch-size", type=int, default=10)
+    p.add_argument("--train-size", type=int, default=50000)
+    p.add_argument("--seed", type=int, default=12345678)
+    p.add_argument("--quick", action="store_true", help="3 epochs on 2,000 images")
+    p.add_argument("--data", help="folder holding the MNIST files (else $NNDL_DATA, then data/)")
+    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
+    p.add_argument("--from-json", metavar="PATH", help="only redraw the plot from this JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.epochs, args.train_size = min(args.epochs, 3), min(args.train_size, 2000)
+    args.etas = [float(e) for e in str(args.etas).split(",")]
+    return args
+
+
+def run(args):
+    from nndl.data import load_mnist
+
+    training, _, _ = load_mnist(args.data)
+    training = (training[0][:args.train_size], training[1][:args.train_size])
+    results = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "from_json", "data")},
+               "training_cost": {}}
+    for eta in args.etas:
+        net = Network([784, args.hidden, 10], seed=args.seed)
+        start = time.perf_counter()
+        h = net.SGD(training, args.epochs, args.mini_batch_size, eta, lmbda=args.lmbda,
+                    monitor_training_cost=True, verbose=False)
+        results["training_cost"][str(eta)] = h.training_cost
+        print(f"eta = {eta}: training cost {h.training_cost[0]:.4f} after epoch 0, "
+              f"{h.training_cost[-1]:.4f} after epoch {len(h.training_cost) - 1} "
+              f"({time.perf_counter() - start:.1f} s)")
+    return results
+
+
+def plot(results, out):
+    from nndl import plots
+
+    series = {f"η = {eta}": cost for eta, cost in results["training_cost"].items()}
+    c = results["config"]
+    return [plots.curves(series, os.path.join(out, "multiple_eta.png"), ylabel="cost on the training data",
+                         marker="o", title=f"[784, {c['hidden']}, 10], lambda {c['lmbda']}")]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as f:
+            results = json.load(f)
+        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
+    else:
+        out = args.out or os.path.join("runs", NAME)
+        results = run(args)
+        path = os.path.join(out, NAME + ".json")
+        with nio.atomic_write(path, "w") as f:
+            json.dump(results, f)
+        print(f"wrote {path}")
+    for path in plot(results, out):
+        print(f"wrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""Linear regression by gradient descent, built from one nndl neuron.
+
+A single ``Dense(1, 1, "identity")`` unit computes a = w x + b; with the quadratic cost
+C = (1/2n) Σ_x (a - y)², ``Network.SGD`` is exactly gradient descent on w and b (chapter
+1's update rule with σ replaced by the identity).  Two classic data sets:
+
+* y = 3x + 0.8 exactly, 100 points x ~ U(0, 1): the fit recovers w = 3, b = 0.8;
+* y = 2x + 3 + noise, noise ~ N(0, 0.1²): the fit reaches the least-squares line
+  (printed beside it), not the true one.
+
+Full-batch steps by default; ``--mini-batch-size 10`` makes it stochastic, and the fit
+then jitters around the least-squares line by an amount that shrinks with eta.
+
+    python scripts/linear_regression.py
+    python scripts/linear_regression.py --epochs 50 --eta 0.1
+    python scripts/linear_regression.py --from-json runs/linear_regression/linear_regression.json
+
+Writes ``<out>/linear_regression.json`` and one ``fit_<name>.png`` per data set.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from nndl import Dense, Network, QuadraticCost  # noqa: E402
+from nndl import io as nio  # noqa: E402
+
+NAME = "linear_regression"
+PROBLEMS = {"3x+0.8": (3.0, 0.8, 0.0), "2x+3_noisy": (2.0, 3.0, 0.1)}  # w, b, noise std
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=100, help="data points (default 100)")
+    p.add_argument("--epochs", type=int, default=500)
+    p.add_argument("--mini-batch-size", type=int,
+                   help="default: all n points, i.e. plain (full-batch) gradient descent")
+    p.add_argument("--eta", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="200 epochs")
+    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
+    p.add_argument("--from-json", metavar="PATH", help="only redraw the plots from this JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.epochs = min(args.epochs, 200)
+    return args
+
+
+def fit(x, y, args):
+    """Gradient descent on C = (1/2n) Σ (w x + b - y)²: returns (w, b, final cost)."""
+    net = Network([Dense(1, 1, "identity")], cost=QuadraticCost, seed=args.seed)
+    net.SGD((x, y), args.epochs, args.mini_batch_size or len(x), args.eta, verbose=False)
+    return float(net.layers[0].w[0, 0]), float(net.layers[0].b[0]), net.total_cost((x, y))
+
+
+def run(args):
+    rng = np.random.default_rng(args.seed)
+    results = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "from_json")},
+               "fits": {}}
+    for name, (w_true, b_true, noise) in PROBLEMS.items():
+        x = rng.random((args.n, 1))                                  # (n, 1)
+        y = w_true * x + b_true + noise * rng.standard_normal((args.n, 1))
+        w, b, cost = fit(x, y, args)
+        w_ls, b_ls = np.polyfit(x[:, 0], y[:, 0], 1)                 # the least-squares answer
+        results["fits"][name] = {"x": x[:, 0].tolist(), "y": y[:, 0].tolist(), "w": w, "b": b,
+                                 "cost": cost, "true": [w_true, b_true], "least_squares": [w_ls, b_ls]}
+    return results
+
+
+def report(results):
+    for name, r in results["fits"].items():
+        print(f"y = {r['true'][0]}x + {r['true'][1]}{' + noise' if 'noisy' in name else ''}: "
+              f"fitted w = {r['w']:.4f}, b = {r['b']:.4f} (least squares: w = "
+              f"{r['least_squares'][0]:.4f}, b = {r['least_squares'][1]:.4f}); cost {r['cost']:.2e}")
+
+
+def plot(results, out):
+    from nndl import plots
+
+    return [plots.fitted_line(r["x"], r["y"], r["w"], r["b"], os.path.join(out, f"fit_{name}.png"),
+                              title=f"gradient descent on y = {r['true'][0]}x + {r['true'][1]}"
+                                    f"{' + noise' if 'noisy' in name else ''}")
+            for name, r in results["fits"].items()]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as f:
+            results = json.load(f)
+        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
+    else:
+        out = args.out or os.path.join("runs", NAME)
+        results = run(args)
+        path = os.path.join(out, NAME + ".json")
+        with nio.atomic_write(path, "w") as f:
+            json.dump(results, f)
+        print(f"wrote {path}")
+    report(results)
+    for path in plot(results, out):
+        print(f"wrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""The classic two-layer ReLU network without biases, fitted to random data, in nndl.
+
+The well-known warm-up example: N = 64 random inputs x ∈ R^1000 and targets y ∈ R^10
+(standard normal), a network y_pred = relu(x w1ᵀ) w2ᵀ with w1 (100, 1000) and w2
+(10, 100) drawn N(0, 1), the loss L = Σ (y_pred - y)² (summed over the batch and the
+outputs, no ½), and 500 full-batch gradient steps w → w - lr ∂L/∂w with lr = 1e-6.
+The loss falls from ~10⁷ to near zero.
+
+Here it is built from nndl parts: ``Dense(1000, 100, "relu", init="large", bias=False)``,
+``Dense(100, 10, "identity", init="large", bias=False)``, the quadratic cost, and
+``Network.SGD`` with mini-batches of all 64 examples, so each epoch is one step.
+
+How eta maps to the classic lr: nndl's QuadraticCost is C = ½ Σ (a - y)², so
+∂L/∂w = 2 ∂C/∂w, and the optimizer divides the summed gradient by the mini-batch size m
+(w → w - (eta/m) ∂C/∂w).  Equal steps need eta/m = 2 lr, i.e.
+eta = 2 · m · lr = 2 · 64 · 1e-6 = 1.28e-4.  The printed loss is the classic L = 2C.
+
+    python scripts/two_layer_relu.py                 # 500 steps, loss every 50
+    python scripts/two_layer_relu.py --quick         # 50 steps
+    python scripts/two_layer_relu.py --from-json runs/two_layer_relu/two_layer_relu.json
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from nndl import Dense, Network, QuadraticCost  # noqa: E402
+from nndl import io as nio  # noqa: E402
+
+NAME = "two_layer_relu"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--N", type=int, default=64, help="examples (the batch), default 64")
+    p.add_argument("--D-in", type=int, default=1000)
+    p.add_argument("--H", type=int, default=100)
+    p.add_argument("--D-out", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-6, help="the classic learning rate on L = Σ(ŷ-y)²")
+    p.add_argument("--iterations", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="50 iterations")
+    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
+    p.add_argument("--from-json", metavar="PATH", help="only redraw the plot from this JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.iterations = min(args.iterations, 50)
+    return args
+
+
+def build(args, rng):
+    layers = [Dense(args.D_in, args.H, "relu", init="large", bias=False),   # h = relu(x w1ᵀ)
+              Dense(args.H, args.D_out, "identity", init="large", bias=False)]  # ŷ = h w2ᵀ
+    return Network(layers, cost=QuadraticCost, rng=rng)
+
+
+def run(args):
+    rng = np.random.default_rng(args.seed)
+    x = rng.standard_normal((args.N, args.D_in))                  # (N, D_in)
+    y = rng.standard_normal((args.N, args.D_out))                 # (N, D_out)
+    net = build(args, rng)  # weights drawn after x and y from the same stream, as in the classic
+    eta = 2 * args.N * args.lr                                    # see the module docstring
+    loss = lambda: 2 * QuadraticCost.fn(net.feedforward(x), y)    # noqa: E731  L = Σ(ŷ-y)² = 2C
+    losses = [loss()]
+    net.SGD((x, y), args.iterations, args.N, eta, verbose=False,
+            callback=lambda epoch, net, h: losses.append(loss()))
+    return {"config": {k: v for k, v in vars(args).items() if k not in ("out", "from_json")},
+            "eta": eta, "loss": losses}
+
+
+def report(results):
+    losses = results["loss"]
+    every = max(1, (len(losses) - 1) // 10)
+    print(f"eta = 2·N·lr = {results['eta']:.3g}; loss L = Σ(y_pred - y)² after t steps:")
+    for t in range(0, len(losses), every):
+        print(f"{t:5d} {losses[t]:.6g}")
+    if (len(losses) - 1) % every:
+        print(f"{len(losses) - 1:5d} {losses[-1]:.6g}")
+
+
+def plot(results, out):
+    from nndl import plots
+
+    return [plots.curves({"L = Σ(ŷ - y)²": results["loss"]}, os.path.join(out, "loss.png"),
+                         xlabel="iteration", ylabel="loss", logy=True,
+                         title="Two-layer ReLU network on random data")]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as f:
+            results = json.load(f)
+        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
+    else:
+        out = args.out or os.path.join("runs", NAME)
+        results = run(args)
+        path = os.path.join(out, NAME + ".json")
+        with nio.atomic_write(path, "w") as f:
+            json.dump(results, f)
+        print(f"wrote {path}")
+    report(results)
+    for path in plot(results, out):
+        print(f"wrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
