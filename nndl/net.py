@@ -39,6 +39,7 @@ class History:
         self.evaluation_cost, self.evaluation_accuracy = [], []
         self.training_cost, self.training_accuracy = [], []
         self.epoch_seconds, self.eta = [], []
+        self.test_accuracy = []  # network3's test accuracy at new-best epochs (else None)
         self.n_evaluation = self.n_training = 0
         self.stopped_early = False
 
@@ -449,11 +450,11 @@ class Network:
             elif verbose and schedule_n and run.eta != eta_before:
                 print(f"Halving the learning rate to {run.eta}" if eta_fn is None else
                       f"Halving the learning rate to {run.eta} x eta(epoch)")
+            if callback is not None:  # before the checkpoint, so what it records is kept
+                callback(epoch, self, history)
             run.epoch += 1
             if checkpoint is not None:
                 self._write_checkpoint(checkpoint, run, setup)
-            if callback is not None:
-                callback(epoch, self, history)
             if stop:
                 break
         if bar is not None:

@@ -109,7 +109,7 @@ class Network(_net.Network):
 
     def SGD(self, training_data, epochs, mini_batch_size, eta, validation_data=None,
             test_data=None, lmbda=0.0, book_l2=False, progress=False, verbose=True,
-            timing=False, callback=None):
+            timing=False, callback=None, checkpoint=None, resume=False):
         """Train by mini-batch SGD, printing the validation accuracy each epoch as network3.
 
         Returns ``SGDResult(best_validation_accuracy, best_iteration, test_accuracy)``:
@@ -119,6 +119,8 @@ class Network(_net.Network):
         :class:`nndl.net.History` is left in ``self.history``.  ``book_l2=True`` scales
         the L2 term by the number of mini-batches, as network3 did, instead of by the
         training-set size n.  ``timing=True`` adds each epoch's seconds to its line.
+        ``checkpoint``/``resume`` are :meth:`nndl.Network.SGD`'s: the running best is
+        derived from the (checkpointed) history, so a resumed run reports the same.
         """
         if validation_data is None:
             raise ConfigError("validation_data: network3's SGD needs validation data to report on")
@@ -129,28 +131,34 @@ class Network(_net.Network):
         if book_l2 and batches:
             # network3: cost + 0.5·λ·Σw²/num_training_batches; nndl's L2 uses λ'/n.
             lmbda = lmbda * n / batches
-        state = {"best": -1.0, "iteration": None, "test": None}
 
         def report(epoch, net, history):
             acc = history.evaluation_accuracy[-1] / history.n_evaluation
             if verbose:
                 secs = f" ({history.epoch_seconds[-1]:.2f} s)" if timing else ""
                 print(f"Epoch {epoch}: validation accuracy {acc:.2%}{secs}")
-            if acc >= state["best"]:
-                state["best"], state["iteration"] = acc, batches * (epoch + 1) - 1
+            test_acc = None
+            if _best_epoch(history) == epoch:
                 if verbose:
                     print("This is the best validation accuracy to date.")
                 if test_data is not None:
-                    state["test"] = net.accuracy(test_data) / size(test_data)
+                    test_acc = net.accuracy(test_data) / size(test_data)
                     if verbose:
-                        print(f"The corresponding test accuracy is {state['test']:.2%}")
+                        print(f"The corresponding test accuracy is {test_acc:.2%}")
+            history.test_accuracy.append(test_acc)
             if callback is not None:
                 callback(epoch, net, history)
 
-        super().SGD(training_data, epochs, mini_batch_size, eta, lmbda=lmbda,
-                    evaluation_data=validation_data, monitor_evaluation_accuracy=True,
-                    verbose=False, progress=progress, callback=report)
-        result = SGDResult(max(state["best"], 0.0), state["iteration"], state["test"])
+        history = super().SGD(training_data, epochs, mini_batch_size, eta, lmbda=lmbda,
+                              evaluation_data=validation_data, monitor_evaluation_accuracy=True,
+                              verbose=False, progress=progress, callback=report,
+                              checkpoint=checkpoint, resume=resume)
+        best = _best_epoch(history)
+        if best is None:
+            result = SGDResult(0.0, None, None)
+        else:
+            result = SGDResult(history.evaluation_accuracy[best] / history.n_evaluation,
+                               batches * (best + 1) - 1, history.test_accuracy[best])
         if verbose:
             print("Finished training network.")
             if result.best_iteration is not None:
@@ -159,6 +167,12 @@ class Network(_net.Network):
             if result.test_accuracy is not None:
                 print(f"Corresponding test accuracy of {result.test_accuracy:.2%}")
         return result
+
+
+def _best_epoch(history):
+    """The epoch of the best validation accuracy, the latest of ties (as network3)."""
+    acc = history.evaluation_accuracy
+    return len(acc) - 1 - int(np.argmax(acc[::-1])) if acc else None
 
 
 def ensemble_vote(nets, X):

@@ -150,6 +150,12 @@ def parse_args(argv=None):
     p.add_argument("--book-bugs", action="store_true",
                    help="network3's initial weights N(0, 1/n_out) and L2 over mini-batches")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="write a checkpoint (.npz) after every epoch, atomically "
+                        "(for ensembles, one per network: PATH-1.npz, ...)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint if it exists (same result as an unbroken run)")
+    p.add_argument("--json", metavar="PATH", help="write the per-epoch results as JSON")
     args = p.parse_args(argv)
     if args.data is not None and not os.path.isdir(args.data):
         p.error(f"--data: no such folder: {args.data}")
@@ -161,6 +167,8 @@ def parse_args(argv=None):
                 p.error(f"--{opt}: folder does not exist: {folder}")
     if args.save is not None and not args.save.endswith((".npz", ".json")):
         p.error(f"--save: expected a .npz or .json file name, got {args.save}")
+    if args.resume and not args.checkpoint:
+        p.error("--resume needs --checkpoint PATH")
     return args
 
 
@@ -218,7 +226,8 @@ def run(args):
                                dtype=args.dtype, seed=args.seed + k, backend=xp)
         result = net.SGD(training, epochs, args.mini_batch_size, eta, validation, test,
                          lmbda=lmbda, book_l2=args.book_bugs, progress=not args.no_progress,
-                         timing=True)
+                         timing=True, resume=args.resume,
+                         checkpoint=args.checkpoint and _save_path(args.checkpoint, k, count))
         secs = net.history.epoch_seconds
         if secs:
             steps = -(-len(training[0]) // args.mini_batch_size)
@@ -237,6 +246,19 @@ def run(args):
         acc = 100.0 * results[0].test_accuracy
         print(f"{args.preset}: test accuracy {acc:.2f}% at the best validation epoch "
               f"(book: {book:.2f}%)")
+    if args.json:
+        import json
+
+        from nndl.io import atomic_write
+
+        doc = {"preset": args.preset, "epochs": epochs, "eta": eta, "lmbda": lmbda,
+               "dtype": args.dtype, "seed": args.seed, "book": book,
+               "results": [r._asdict() for r in results],
+               "histories": [net.history.to_dict() for net in nets]}
+        if count > 1:
+            doc["ensemble_test_accuracy"] = acc
+        with atomic_write(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
     if args.plot:
         from nndl import plots
 

@@ -215,3 +215,18 @@ def test_mnist_conv_script_runs_a_short_preset(tmp_path):
     assert (tmp_path / "relu.npz").exists() and (tmp_path / "relu-filters.png").exists()
     back = network3.Network.load(tmp_path / "relu.npz")
     assert back.dtype == np.float32 and len(back.layers) == 4
+
+
+def test_resumed_network3_run_reports_and_ends_like_an_unbroken_one(tmp_path):
+    train, valid, test = _fake_mnist(120, 1), _fake_mnist(40, 2), _fake_mnist(40, 3)
+    whole = _tiny_net(5)
+    expected = whole.SGD(train, 4, 10, 0.05, valid, test, verbose=False)
+    ck = tmp_path / "ck.npz"
+    _tiny_net(5).SGD(train, 2, 10, 0.05, valid, test, verbose=False, checkpoint=ck)
+    resumed = _tiny_net(5)
+    result = resumed.SGD(train, 4, 10, 0.05, valid, test, verbose=False, checkpoint=ck, resume=True)
+    assert result == expected
+    assert resumed.history.test_accuracy == whole.history.test_accuracy
+    for a, b in zip(resumed.layers, whole.layers):
+        for (_, p, _), (_, q, _) in zip(a.parameters(), b.parameters()):
+            np.testing.assert_array_equal(p, q)
