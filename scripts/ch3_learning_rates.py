@@ -16,7 +16,6 @@ the steps overshoot the valley's bottom.
 Writes ``<out>/ch3_learning_rates.json`` and ``multiple_eta.png``.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -40,9 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--train-size", type=int, default=50000)
     p.add_argument("--seed", type=int, default=12345678)
     p.add_argument("--quick", action="store_true", help="3 epochs on 2,000 images")
-    p.add_argument("--data", help="folder holding the MNIST files (else $NNDL_DATA, then data/)")
-    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
-    p.add_argument("--from-json", metavar="PATH", help="only redraw the plot from this JSON")
+    nio.add_results_options(p, NAME, data=True, plots="plot")
     args = p.parse_args(argv)
     if args.quick:
         args.epochs, args.train_size = min(args.epochs, 3), min(args.train_size, 2000)
@@ -79,21 +76,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            results = json.load(f)
-        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
-    else:
-        out = args.out or os.path.join("runs", NAME)
-        results = run(args)
-        path = os.path.join(out, NAME + ".json")
-        with nio.atomic_write(path, "w") as f:
-            json.dump(results, f)
-        print(f"wrote {path}")
-    for path in plot(results, out):
-        print(f"wrote {path}")
-    return results
+    return nio.results_then_plots(NAME, parse_args(argv), run, plot)
 
 
 if __name__ == "__main__":

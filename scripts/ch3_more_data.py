@@ -16,7 +16,6 @@ data, from ~70% at 100 images to ~97% at 50,000, with no sign of levelling off.
 Writes ``<out>/ch3_more_data.json``, ``more_data.png`` and ``more_data_log.png`` (log x).
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -43,9 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-size", type=int, default=10000)
     p.add_argument("--seed", type=int, default=12345678)
     p.add_argument("--quick", action="store_true", help="sizes 100,200,500; 5,000 examples each")
-    p.add_argument("--data", help="folder holding the MNIST files (else $NNDL_DATA, then data/)")
-    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
-    p.add_argument("--from-json", metavar="PATH", help="only redraw the plots from this JSON")
+    nio.add_results_options(p, NAME, data=True)
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.examples = "100,200,500", min(args.examples, 5000)
@@ -87,21 +84,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            results = json.load(f)
-        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
-    else:
-        out = args.out or os.path.join("runs", NAME)
-        results = run(args)
-        path = os.path.join(out, NAME + ".json")
-        with nio.atomic_write(path, "w") as f:
-            json.dump(results, f)
-        print(f"wrote {path}")
-    for path in plot(results, out):
-        print(f"wrote {path}")
-    return results
+    return nio.results_then_plots(NAME, parse_args(argv), run, plot)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ book's four plots), ``learning_curves.png`` and
 ``misclassified.png`` (the first 40 test digits the final network gets wrong).
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -51,9 +50,7 @@ def parse_args(argv=None):
                    help="first epoch of the training-cost and test-accuracy panels of "
                         "overfitting.png (the book starts them at 200, the others at 0)")
     p.add_argument("--quick", action="store_true", help="10 epochs, 1,000 test images")
-    p.add_argument("--data", help="folder holding the MNIST files (else $NNDL_DATA, then data/)")
-    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
-    p.add_argument("--from-json", metavar="PATH", help="only redraw the plots from this JSON")
+    nio.add_results_options(p, NAME, data=True)
     args = p.parse_args(argv)
     if args.quick:
         args.epochs, args.eval_size = min(args.epochs, 10), min(args.eval_size, 1000)
@@ -112,22 +109,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            results = json.load(f)
-        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
-    else:
-        out = args.out or os.path.join("runs", NAME)
-        results = run(args)
-        path = os.path.join(out, NAME + ".json")
-        with nio.atomic_write(path, "w") as f:
-            json.dump(results, f)
-        print(f"wrote {path}")
-    report(results)
-    for path in plot(results, out):
-        print(f"wrote {path}")
-    return results
+    return nio.results_then_plots(NAME, parse_args(argv), run, plot, report)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Writes ``<out>/ch5_vanishing_gradient.json`` (the norms) and one
 ``speed_of_learning_<k>_layers.png`` per depth.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -45,9 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--lmbda", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=12345678)
     p.add_argument("--quick", action="store_true", help="20 epochs on 200 images")
-    p.add_argument("--data", help="folder holding the MNIST files (else $NNDL_DATA, then data/)")
-    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
-    p.add_argument("--from-json", metavar="PATH", help="only redraw the plots from this JSON")
+    nio.add_results_options(p, NAME, data=True)
     args = p.parse_args(argv)
     if args.quick:
         args.epochs, args.train_size = min(args.epochs, 20), min(args.train_size, 200)
@@ -83,6 +80,11 @@ def report(depth, norms):
     print(f"{'':16}after {len(norms) - 1} epochs {fmt(norms[-1])}")
 
 
+def report_saved(results):
+    for depth, r in results["depths"].items():
+        report(int(depth), r["norms"])
+
+
 def plot(results, out):
     from nndl import plots
 
@@ -96,22 +98,9 @@ def plot(results, out):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            results = json.load(f)
-        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
-        for depth, r in results["depths"].items():
-            report(int(depth), r["norms"])
-    else:
-        out = args.out or os.path.join("runs", NAME)
-        results = run(args)
-        path = os.path.join(out, NAME + ".json")
-        with nio.atomic_write(path, "w") as f:
-            json.dump(results, f)
-        print(f"wrote {path}")
-    for path in plot(results, out):
-        print(f"wrote {path}")
-    return results
+    # run() reports each depth as it finishes; a redraw reports the saved norms.
+    return nio.results_then_plots(NAME, args, run, plot,
+                                  report=report_saved if args.from_json else None)
 
 
 if __name__ == "__main__":

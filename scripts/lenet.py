@@ -27,7 +27,6 @@ digits), ``learning_curves.png``, ``conv1_filters.png`` and ``misclassified.png`
 ``--save PATH`` also saves the trained network.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -61,8 +60,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="1 epoch on 5,000 images, 1,000 test images")
     p.add_argument("--data", help="folder holding the MNIST files (else $NNDL_DATA, then data/)")
     p.add_argument("--save", metavar="PATH", help="save the trained network (.npz)")
-    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
-    p.add_argument("--from-json", metavar="PATH", help="only redraw the plots from this JSON")
+    nio.add_results_options(p, NAME)
     args = p.parse_args(argv)
     if args.quick:
         args.epochs, args.train_size = min(args.epochs, 1), min(args.train_size, 5000)
@@ -147,22 +145,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            results = json.load(f)
-        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
-    else:
-        out = args.out or os.path.join("runs", NAME)
-        results = run(args)
-        path = os.path.join(out, NAME + ".json")
-        with nio.atomic_write(path, "w") as f:
-            json.dump(results, f)
-        print(f"wrote {path}")
-    report(results)
-    for path in plot(results, out):
-        print(f"wrote {path}")
-    return results
+    return nio.results_then_plots(NAME, parse_args(argv), run, plot, report)
 
 
 if __name__ == "__main__":

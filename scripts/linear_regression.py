@@ -19,7 +19,6 @@ then jitters around the least-squares line by an amount that shrinks with eta.
 Writes ``<out>/linear_regression.json`` and one ``fit_<name>.png`` per data set.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -44,8 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--eta", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="200 epochs")
-    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
-    p.add_argument("--from-json", metavar="PATH", help="only redraw the plots from this JSON")
+    nio.add_results_options(p, NAME)
     args = p.parse_args(argv)
     if args.quick:
         args.epochs = min(args.epochs, 200)
@@ -90,22 +88,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            results = json.load(f)
-        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
-    else:
-        out = args.out or os.path.join("runs", NAME)
-        results = run(args)
-        path = os.path.join(out, NAME + ".json")
-        with nio.atomic_write(path, "w") as f:
-            json.dump(results, f)
-        print(f"wrote {path}")
-    report(results)
-    for path in plot(results, out):
-        print(f"wrote {path}")
-    return results
+    return nio.results_then_plots(NAME, parse_args(argv), run, plot, report)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ eta = 2 · m · lr = 2 · 64 · 1e-6 = 1.28e-4.  The printed loss is the classic
     python scripts/two_layer_relu.py --from-json runs/two_layer_relu/two_layer_relu.json
 """
 import argparse
-import json
 import os
 import sys
 
@@ -46,8 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--iterations", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="50 iterations")
-    p.add_argument("--out", help=f"output folder (default runs/{NAME})")
-    p.add_argument("--from-json", metavar="PATH", help="only redraw the plot from this JSON")
+    nio.add_results_options(p, NAME, plots="plot")
     args = p.parse_args(argv)
     if args.quick:
         args.iterations = min(args.iterations, 50)
@@ -93,22 +91,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            results = json.load(f)
-        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
-    else:
-        out = args.out or os.path.join("runs", NAME)
-        results = run(args)
-        path = os.path.join(out, NAME + ".json")
-        with nio.atomic_write(path, "w") as f:
-            json.dump(results, f)
-        print(f"wrote {path}")
-    report(results)
-    for path in plot(results, out):
-        print(f"wrote {path}")
-    return results
+    return nio.results_then_plots(NAME, parse_args(argv), run, plot, report)
 
 
 if __name__ == "__main__":
