@@ -79,9 +79,12 @@ def learning_curves(history, path, title=None):
             ax_cost.plot(np.arange(len(cost)), cost, label=label)
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     ax_cost.set(xlabel="epoch", ylabel="cost", title="Cost")
-    for ax in (ax_acc, ax_cost):
+    for ax, what in ((ax_acc, "accuracy"), (ax_cost, "cost")):
         if ax.lines:
             ax.legend()
+        else:  # say so, rather than leave an empty frame
+            ax.text(0.5, 0.5, f"no {what} was monitored", ha="center", va="center",
+                    transform=ax.transAxes, color="0.4")
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
