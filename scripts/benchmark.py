@@ -402,7 +402,9 @@ def median_times(jobs, reps):
 
 def peak_rss_mb(code):
     """Peak resident memory (MiB) of a fresh Python running ``code``."""
-    code += "; import resource; print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec.
+    code += ("; print('RSS', [int(l.split()[1]) for l in open('/proc/self/status')"
+             " if l.startswith('VmHWM')][0])")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          cwd=os.path.dirname(os.path.abspath(__file__))).stdout
     return int(out.split("RSS")[-1]) / 1024.0
