@@ -503,4 +503,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nndl.cli import run_script
+
+    run_script(main)

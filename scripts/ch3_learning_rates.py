@@ -80,4 +80,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from nndl.cli import run_script
+
+    run_script(main)
