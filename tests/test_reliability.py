@@ -227,3 +227,20 @@ def test_model_loader_survives_mutated_files(tmp_path, saved_models, suffix, whe
     except FormatError:
         return
     assert all(np.isfinite(w).all() for w in net.weights)
+
+
+@pytest.mark.parametrize("script, args", [
+    ("mnist_mlp.py", ["--sizes", "784,30,x"]),
+    ("mnist_mlp.py", ["--activation", "swish", "--epochs", "1"]),
+    ("ch3_overfitting.py", ["--quick", "--epochs", "-3"]),
+    ("linear_regression.py", ["--eta", "-1"]),
+])
+def test_scripts_end_bad_input_in_one_line_without_a_traceback(script, args, tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args,
+                           *(["--out", str(tmp_path)] if script != "mnist_mlp.py" else [])],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith((f"{script}: error:", "usage:")) or \
+        f"{script}: error:" in proc.stderr
