@@ -190,19 +190,25 @@ def _torch_model(w, torch):
         nn.Linear(640, 100), nn.ReLU(), nn.Linear(100, 10))
 
 
-def run_torch(w, X, y, mb, dtype):
+def run_torch(w, X, y, mb, dtype, device="cpu"):
+    """PyTorch eager, the same step as nndl's; on CUDA the copy to the GPU is timed too."""
     import torch
 
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
     torch.manual_seed(0)
     tdt = torch.float64 if dtype == np.float64 else torch.float32
-    model = _torch_model(w, torch).to(tdt)
-    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784)))
-    Yt = torch.from_numpy(np.eye(10, dtype=dtype)[y]) if w["cost"] != "log-likelihood" else torch.from_numpy(y)
+    model = _torch_model(w, torch).to(device=dev, dtype=tdt)
+    if cuda:
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784))).to(dev)
+    Yt = (torch.from_numpy(np.eye(10, dtype=dtype)[y]) if w["cost"] != "log-likelihood"
+          else torch.from_numpy(y)).to(dev)
     n = len(X)
     # weight_decay = lambda/n on the mean-over-batch loss equals the book's L2 step.
     opt = torch.optim.SGD(model.parameters(), lr=w["eta"], weight_decay=w["lmbda"] / n)
-    t = time.perf_counter()
-    perm = torch.randperm(n)
+    perm = torch.randperm(n, device=dev)
     for k in range(0, n, mb):
         idx = perm[k:k + mb]
         out = model(Xt[idx])
@@ -215,6 +221,8 @@ def run_torch(w, X, y, mb, dtype):
         opt.zero_grad()
         loss.backward()
         opt.step()
+    if cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - t
 
 
@@ -271,38 +279,6 @@ def infer_nndl_gpu(w, X, dtype):
     return time.perf_counter() - t
 
 
-def run_torch_cuda(w, X, y, mb, dtype):
-    """PyTorch eager on CUDA, the same step as run_torch; the copy to the GPU is included."""
-    import torch
-
-    dev = torch.device("cuda")
-    torch.manual_seed(0)
-    tdt = torch.float64 if dtype == np.float64 else torch.float32
-    model = _torch_model(w, torch).to(device=dev, dtype=tdt)
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784))).to(dev)
-    Yt = (torch.from_numpy(np.eye(10, dtype=dtype)[y]) if w["cost"] != "log-likelihood"
-          else torch.from_numpy(y)).to(dev)
-    n = len(X)
-    opt = torch.optim.SGD(model.parameters(), lr=w["eta"], weight_decay=w["lmbda"] / n)
-    perm = torch.randperm(n, device=dev)
-    for k in range(0, n, mb):
-        idx = perm[k:k + mb]
-        out = model(Xt[idx])
-        if w["cost"] == "quadratic":
-            loss = 0.5 * ((out - Yt[idx]) ** 2).sum() / len(idx)
-        elif w["cost"] == "cross-entropy":
-            loss = torch.nn.functional.binary_cross_entropy(out, Yt[idx], reduction="sum") / len(idx)
-        else:
-            loss = torch.nn.functional.cross_entropy(out, Yt[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    torch.cuda.synchronize()
-    return time.perf_counter() - t
-
-
 def infer_torch_cuda(w, X, dtype):
     import torch
 
@@ -354,10 +330,10 @@ def gpu_main(args):
         scale = w["n"] / n
         jobs = {"nndl-cupy": (lambda: run_nndl_gpu(w, X, y, mb, dtype), scale)}
         if torch_cuda:
-            jobs["torch-cuda"] = (lambda: run_torch_cuda(w, X, y, mb, dtype), scale)
+            jobs["torch-cuda"] = (lambda: run_torch(w, X, y, mb, dtype, "cuda"), scale)
         run_nndl_gpu(w, X[: 4 * mb], y[: 4 * mb], mb, dtype)  # compile the CuPy kernels
         if torch_cuda:
-            run_torch_cuda(w, X[: 4 * mb], y[: 4 * mb], mb, dtype)
+            run_torch(w, X[: 4 * mb], y[: 4 * mb], mb, dtype, "cuda")
         med = median_times(jobs, reps)
         label = f"{name} mb{mb}"
         for impl, secs in med.items():
