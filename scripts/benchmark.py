@@ -226,17 +226,21 @@ def run_torch(w, X, y, mb, dtype, device="cpu"):
     return time.perf_counter() - t
 
 
-def infer_torch(w, X, dtype):
+def infer_torch(w, X, dtype, device="cpu"):
     import torch
 
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     tdt = torch.float64 if dtype == np.float64 else torch.float32
-    model = _torch_model(w, torch).to(tdt).eval()
-    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784)))
+    model = _torch_model(w, torch).to(device=dev, dtype=tdt).eval()
+    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784))).to(dev)
     with torch.no_grad():
         model(Xt[:100])
+        sync()
         t = time.perf_counter()
         for k in range(0, len(Xt), 1000):
             model(Xt[k:k + 1000]).argmax(1)
+        sync()
     return time.perf_counter() - t
 
 
@@ -276,23 +280,6 @@ def infer_nndl_gpu(w, X, dtype):
     t = time.perf_counter()
     net.predict(Xd)
     backend.synchronize(net.xp)
-    return time.perf_counter() - t
-
-
-def infer_torch_cuda(w, X, dtype):
-    import torch
-
-    dev = torch.device("cuda")
-    tdt = torch.float64 if dtype == np.float64 else torch.float32
-    model = _torch_model(w, torch).to(device=dev, dtype=tdt).eval()
-    Xt = torch.from_numpy(X.reshape((-1, 1, 28, 28) if w["kind"] == "conv" else (-1, 784))).to(dev)
-    with torch.no_grad():
-        model(Xt[:100])
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        for k in range(0, len(Xt), 1000):
-            model(Xt[k:k + 1000]).argmax(1)
-        torch.cuda.synchronize()
     return time.perf_counter() - t
 
 
@@ -350,7 +337,7 @@ def gpu_main(args):
         X = X_all[:10_000].astype(dtype)
         jobs = {"nndl-cupy": (lambda: infer_nndl_gpu(w, X, dtype), 1.0)}
         if torch_cuda:
-            jobs["torch-cuda"] = (lambda: infer_torch_cuda(w, X, dtype), 1.0)
+            jobs["torch-cuda"] = (lambda: infer_torch(w, X, dtype, "cuda"), 1.0)
         med = median_times(jobs, max(reps, 3))
         label = f"W5 infer {name}"
         for impl, secs in med.items():
