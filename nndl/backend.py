@@ -59,6 +59,9 @@ def jit(*args, **kwargs):
     return numba.njit(*args, **kwargs)
 
 
+prange = numba.prange if numba is not None else range  # a parallel loop in jitted code
+
+
 def to_numpy(x):
     """A host (numpy) copy of ``x``; numpy arrays pass through unchanged."""
     if xp(x) is np:

@@ -9,6 +9,17 @@ and the update rule of :mod:`nndl.optimizers`), the same shuffled order, no Pyth
 step, no allocation per step.  The layer-by-layer numpy code in :mod:`nndl.layers` stays
 the reference; ``tests/test_fastpath.py`` checks the two agree.
 
+Two things make it faster than the same equations as separate matrix products:
+
+* Look-ahead.  Each row of a layer's weights is updated and then, while it is still in
+  L1 cache, used for the *next* mini-batch's forward pass through that layer (updates
+  of layer l need only this mini-batch's activations and deltas, so the next forward
+  pass can follow layer by layer).  A [100 x 784] float64 weight matrix (627 KB) no
+  longer fits in a core's L2 cache; this reads it once per step instead of three times.
+* Threads.  A large layer's rows are split into one band per thread (numba's OpenMP
+  threads, ``NUMBA_NUM_THREADS``); each core keeps its band in its own cache and the
+  bands never share a row, so the result is bit-for-bit the same for any thread count.
+
 Supported: activations sigmoid / tanh / ReLU / identity in every layer, softmax on the
 output; the quadratic cost with an elementwise output, cross-entropy with a sigmoid
 output, log-likelihood with a softmax output; no regularization, L2 or L1.  Anything
@@ -68,15 +79,19 @@ class FusedTrainer:
         self.ws, self.bs = tuple(l.w for l in self.layers), tuple(l.b for l in self.layers)
         self.acts = np.array([_ACT[l.activation] for l in self.layers], np.int64)
         self.cost = _COST[net.cost]
-        # a[0] is the input batch; a[l+1], z[l], delta[l] belong to layer l.
-        self.a = (np.empty((m, self.layers[0].n_in), dt),) + \
-            tuple(np.empty((m, l.n_out), dt) for l in self.layers)
+        # Two sets of activations: while one mini-batch's a[l] feed its update, the
+        # next mini-batch's a[l] are being computed with the freshly updated rows.
+        # a[0] is the input batch; a[l+1] and delta[l] belong to layer l.
+        self.a = tuple(
+            (np.empty((m, self.layers[0].n_in), dt),) +
+            tuple(np.empty((m, l.n_out), dt) for l in self.layers) for _ in range(2))
         self.delta = tuple(np.empty((m, l.n_out), dt) for l in self.layers)
-        self.y = np.empty((m, self.layers[-1].n_out), dt)
+        self.y = np.empty((2, m, self.layers[-1].n_out), dt)
         self.m = m
 
-    def run(self, x, y, perm, start, stop, eta, reg, n):
-        """Train on mini-batches starting at perm[start], perm[start + m], ... < stop.
+    def run(self, x, y, perm, start, stop, eta, reg, n, nt=None):
+        """Train on mini-batches starting at perm[start], perm[start + m], ... < stop,
+        on ``nt`` threads (default: :func:`threads`); the result does not depend on ``nt``.
 
         Returns -1, or the index (from 0) of the first mini-batch whose output went
         non-finite, before that batch's update is applied.
@@ -84,41 +99,53 @@ class FusedTrainer:
         kind = 0 if reg is None else (1 if type(reg) is L2 else 2)
         lmbda_n = 0.0 if reg is None else reg.lmbda / n
         return _sgd_batches(x, y, perm, start, stop, self.m, eta, kind, lmbda_n,
-                            self.ws, self.bs, self.acts, self.cost, self.a, self.delta, self.y)
+                            self.ws, self.bs, self.acts, self.cost, self.a, self.delta,
+                            self.y, threads() if nt is None else nt)
+
+
+def threads():
+    """How many threads the fused loop may use: numba's setting (``NUMBA_NUM_THREADS``,
+    ``numba.set_num_threads``), or 1 where numba's only threading layer is its slow
+    fallback (``workqueue``: ~30 µs a parallel region, against ~1.5 µs for OpenMP)."""
+    numba = backend.numba
+    try:
+        if numba.threading_layer() == "workqueue":
+            return 1
+    except ValueError:  # no parallel region has run yet
+        pass
+    return numba.get_num_threads()
+
+
+@backend.jit(fastmath=_FAST, inline="always")
+def _act(v, act):
+    """One activation value (softmax is applied to whole rows by ``_softmax_rows``)."""
+    if act == _SIGMOID:
+        if v >= 0:
+            return 1.0 / (1.0 + np.exp(-v))
+        e = np.exp(v)
+        return e / (1.0 + e)
+    if act == _TANH:
+        return np.tanh(v)
+    if act == _RELU:
+        return v if v > 0 else v - v  # v - v: a zero of v's dtype
+    return v
 
 
 @backend.jit(fastmath=_FAST)
-def _activate(z, a, act):
-    """a = act(z) for an (m, n) block; softmax works row by row."""
-    m, n = z.shape
-    if act == _SOFTMAX:
-        for i in range(m):
-            zmax = z[i, 0]
-            for j in range(1, n):
-                zmax = max(zmax, z[i, j])
-            s = 0.0
-            for j in range(n):
-                e = np.exp(z[i, j] - zmax)
-                a[i, j] = e
-                s += e
-            for j in range(n):
-                a[i, j] /= s
-        return
+def _softmax_rows(a):
+    """a = softmax(a), row by row."""
+    m, n = a.shape
     for i in range(m):
+        zmax = a[i, 0]
+        for j in range(1, n):
+            zmax = max(zmax, a[i, j])
+        s = a[i, 0] - a[i, 0]
         for j in range(n):
-            v = z[i, j]
-            if act == _SIGMOID:
-                if v >= 0:
-                    a[i, j] = 1.0 / (1.0 + np.exp(-v))
-                else:
-                    e = np.exp(v)
-                    a[i, j] = e / (1.0 + e)
-            elif act == _TANH:
-                a[i, j] = np.tanh(v)
-            elif act == _RELU:
-                a[i, j] = v if v > 0 else 0.0
-            else:
-                a[i, j] = v
+            e = np.exp(a[i, j] - zmax)
+            a[i, j] = e
+            s += e
+        for j in range(n):
+            a[i, j] /= s
 
 
 @backend.jit(fastmath=_FAST)
@@ -138,37 +165,6 @@ def _times_prime(d, a, act):
 
 
 @backend.jit(fastmath=_FAST)
-def _forward(a_in, w, b, z):
-    """z = a_in wᵀ + b: (m, n_in) x (n_out, n_in) -> (m, n_out).
-
-    Blocked 2 examples x 4 outputs: each loaded input feeds four products and each
-    loaded weight two, eight running sums in registers (edge blocks repeat the last
-    row or output, which only rewrites the same value).
-    """
-    m, n_in = a_in.shape
-    n_out = w.shape[0]
-    for j in range(0, n_out, 4):
-        j1, j2, j3 = min(j + 1, n_out - 1), min(j + 2, n_out - 1), min(j + 3, n_out - 1)
-        for i in range(0, m, 2):
-            i1 = min(i + 1, m - 1)
-            s0 = b[j] - b[j]  # a zero of w's dtype: float32 stays float32
-            s1 = s2 = s3 = t0 = t1 = t2 = t3 = s0
-            for k in range(n_in):
-                x, y = a_in[i, k], a_in[i1, k]
-                w0, w1, w2, w3 = w[j, k], w[j1, k], w[j2, k], w[j3, k]
-                s0 += x * w0
-                s1 += x * w1
-                s2 += x * w2
-                s3 += x * w3
-                t0 += y * w0
-                t1 += y * w1
-                t2 += y * w2
-                t3 += y * w3
-            z[i, j], z[i, j1], z[i, j2], z[i, j3] = s0 + b[j], s1 + b[j1], s2 + b[j2], s3 + b[j3]
-            z[i1, j], z[i1, j1], z[i1, j2], z[i1, j3] = t0 + b[j], t1 + b[j1], t2 + b[j2], t3 + b[j3]
-
-
-@backend.jit(fastmath=_FAST)
 def _backward(d, w, out):
     """out = d w  (BP2's wᵀδ, row form): (m, n_out) x (n_out, n_in) -> (m, n_in)."""
     m, n_out = d.shape
@@ -183,62 +179,136 @@ def _backward(d, w, out):
 
 
 @backend.jit(fastmath=_FAST)
-def _update(w, b, d, a_in, scale, kind, decay):
-    """The penalty step, then w -= scale·dᵀa_in (BP4) and b -= scale·Σ_i d (BP3).
+def _rows(w, b, d, a_in, scale, kind, decay, x, out, act, j0, j1):
+    """Rows j0 <= j < j1 of one layer: learn, then look ahead.
 
-    Four examples per pass over a row of w, so w is loaded and stored a quarter as often.
+    First the update of row j from this mini-batch (skipped when ``a_in`` has no
+    rows): the penalty step, L2 w *= 1 - ηλ/n (kind 1) or L1 w -= (ηλ/n) sgn(w)
+    (kind 2), then w -= scale·dᵀa_in (BP4) and b -= scale·Σ_i d (BP3), four examples
+    per pass over the row.  Then, while the rows are still in L1 cache, the next
+    mini-batch's forward pass through them: out[:, j] = act(x w[j]ᵀ + b[j]) (raw z
+    for softmax), blocked 2 examples x 4 rows so each load feeds several products.
+    One pass over w per step instead of three, which matters once w outgrows L2.
     """
-    m, n_in = a_in.shape
-    c = np.empty(5, w.dtype)  # scalars in w's dtype, so float32 stays float32
-    c[4] = 1.0 - decay
-    for j in range(w.shape[0]):
-        # The penalty step, row by row so the row is still in L1 cache for the update:
-        # L2 w *= 1 - ηλ/n (kind 1), L1 w -= (ηλ/n) sgn(w) (kind 2).
-        if kind == 1:
-            f = c[4]
+    m, mn, n_in = a_in.shape[0], x.shape[0], w.shape[1]
+    c = np.empty(9, w.dtype)  # scalars in w's dtype, so float32 stays float32
+    c[8] = 1.0 - decay
+    for jb in range(j0, j1, 4):
+        je = min(jb + 4, j1)
+        for j in range(jb, je):
+            if m == 0:
+                break
+            if kind == 1:
+                f = c[8]
+                for k in range(n_in):
+                    w[j, k] *= f
+            elif kind == 2:
+                for k in range(n_in):
+                    v = w[j, k]
+                    if v > 0:
+                        w[j, k] = v - decay
+                    elif v < 0:
+                        w[j, k] = v + decay
+            g = d[0, j] - d[0, j]
+            for i in range(m):
+                g += d[i, j]
+            b[j] -= scale * g
+        if m > 0 and je - jb == 4:
+            # Four rows x two examples per pass: each loaded input feeds four rows.
+            r0, r1, r2, r3 = w[jb], w[jb + 1], w[jb + 2], w[jb + 3]
+            for i in range(0, m - 1, 2):
+                for u in range(4):
+                    c[u], c[4 + u] = scale * d[i, jb + u], scale * d[i + 1, jb + u]
+                c0, c1, c2, c3, e0, e1, e2, e3 = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+                p_, q_ = a_in[i], a_in[i + 1]
+                for k in range(n_in):
+                    p, q = p_[k], q_[k]
+                    r0[k] -= c0 * p + e0 * q
+                    r1[k] -= c1 * p + e1 * q
+                    r2[k] -= c2 * p + e2 * q
+                    r3[k] -= c3 * p + e3 * q
+            if m % 2:
+                i = m - 1
+                for u in range(4):
+                    c[u] = scale * d[i, jb + u]
+                c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
+                p_ = a_in[i]
+                for k in range(n_in):
+                    p = p_[k]
+                    r0[k] -= c0 * p
+                    r1[k] -= c1 * p
+                    r2[k] -= c2 * p
+                    r3[k] -= c3 * p
+        elif m > 0:  # the last rows of a layer whose size is not a multiple of 4
+            for j in range(jb, je):
+                for i in range(m):
+                    c[0] = scale * d[i, j]
+                    c0 = c[0]
+                    for k in range(n_in):
+                        w[j, k] -= c0 * a_in[i, k]
+        # Edge blocks repeat the last row or example, which only rewrites the same value.
+        j1_, j2_, j3_ = min(jb + 1, je - 1), min(jb + 2, je - 1), min(jb + 3, je - 1)
+        for i in range(0, mn, 2):
+            i1 = min(i + 1, mn - 1)
+            s0 = b[jb] - b[jb]  # a zero of w's dtype
+            s1 = s2 = s3 = t0 = t1 = t2 = t3 = s0
             for k in range(n_in):
-                w[j, k] *= f
-        elif kind == 2:
-            for k in range(n_in):
-                v = w[j, k]
-                if v > 0:
-                    w[j, k] = v - decay
-                elif v < 0:
-                    w[j, k] = v + decay
-        g = d[0, j] - d[0, j]
-        for i in range(m):
-            g += d[i, j]
-        b[j] -= scale * g
-        i = 0
-        while i + 3 < m:
-            c[0], c[1], c[2], c[3] = scale * d[i, j], scale * d[i + 1, j], scale * d[i + 2, j], scale * d[i + 3, j]
-            c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
-            for k in range(n_in):
-                w[j, k] -= (c0 * a_in[i, k] + c1 * a_in[i + 1, k]) + (c2 * a_in[i + 2, k] + c3 * a_in[i + 3, k])
-            i += 4
-        while i < m:
-            c[0] = scale * d[i, j]
-            c0 = c[0]
-            for k in range(n_in):
-                w[j, k] -= c0 * a_in[i, k]
-            i += 1
+                p, q = x[i, k], x[i1, k]
+                w0, w1, w2, w3 = w[jb, k], w[j1_, k], w[j2_, k], w[j3_, k]
+                s0 += p * w0
+                s1 += p * w1
+                s2 += p * w2
+                s3 += p * w3
+                t0 += q * w0
+                t1 += q * w1
+                t2 += q * w2
+                t3 += q * w3
+            out[i, jb], out[i, j1_] = _act(s0 + b[jb], act), _act(s1 + b[j1_], act)
+            out[i, j2_], out[i, j3_] = _act(s2 + b[j2_], act), _act(s3 + b[j3_], act)
+            out[i1, jb], out[i1, j1_] = _act(t0 + b[jb], act), _act(t1 + b[j1_], act)
+            out[i1, j2_], out[i1, j3_] = _act(t2 + b[j2_], act), _act(t3 + b[j3_], act)
+
+
+_PARALLEL_MIN = 100_000  # multiply-adds in a layer's step below which one thread is faster
+
+
+@backend.jit(fastmath=_FAST, parallel=True)
+def _layer(w, b, d, a_in, scale, kind, decay, x, out, act, nt):
+    """``_rows`` over a whole layer; large layers are split into ``nt`` bands of rows,
+    one per thread, so each core keeps its band of w in its own cache."""
+    n_out, n_in = w.shape
+    blocks = (n_out + 3) // 4
+    parts = min(nt, blocks)
+    if parts > 1 and (a_in.shape[0] + x.shape[0]) * n_in * n_out >= _PARALLEL_MIN:
+        for t in backend.prange(parts):
+            _rows(w, b, d, a_in, scale, kind, decay, x, out, act,
+                  4 * (blocks * t // parts), min(n_out, 4 * (blocks * (t + 1) // parts)))
+    else:
+        _rows(w, b, d, a_in, scale, kind, decay, x, out, act, 0, n_out)
+    if act == _SOFTMAX:
+        _softmax_rows(out)
 
 
 @backend.jit(fastmath=_FAST)
-def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, cost, A, D, ybuf):
+def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, cost,
+                 AB, D, ybuf, nt):
+    """Mini-batches perm[start:start+mb], ... < stop.  AB[0] and AB[1] take turns
+    holding the activations of the mini-batch being learnt (A) and of the next one (B)."""
     L = len(ws)
+    A = AB[0]
+    decay = eta * lmbda_n
+    none = A[0][:0]  # no rows: ``_layer`` skips the update
+    m = min(mb, stop - start)
+    for i in range(m):
+        A[0][i, :] = X[perm[start + i]]
+        ybuf[0, i, :] = Y[perm[start + i]]
+    for l in range(L):  # the first mini-batch's forward pass
+        _layer(ws[l], bs[l], D[l], none, eta, kind, decay, A[l][:m], A[l + 1][:m], acts[l], nt)
     batch = 0
     for s in range(start, stop, mb):
-        m = min(mb, stop - s)
-        x = A[0][:m]
-        y = ybuf[:m]
-        for i in range(m):
-            x[i, :] = X[perm[s + i]]
-            y[i, :] = Y[perm[s + i]]
-        for l in range(L):  # feedforward
-            z = D[l][:m]  # z is kept in the delta buffer until it is overwritten
-            _forward(A[l][:m], ws[l], bs[l], z)
-            _activate(z, A[l + 1][:m], acts[l])
+        cur = batch % 2
+        A, B = AB[cur], AB[1 - cur]
+        y = ybuf[cur, :m]
         out = A[L][:m]
         dL = D[L - 1][:m]
         finite = True
@@ -255,7 +325,13 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
         for l in range(L - 1, 0, -1):  # BP2
             _backward(D[l][:m], ws[l], D[l - 1][:m])
             _times_prime(D[l - 1][:m], A[l][:m], acts[l - 1])
-        for l in range(L):  # BP3, BP4 and the update
-            _update(ws[l], bs[l], D[l][:m], A[l][:m], eta / m, kind, eta * lmbda_n)
+        mn = max(0, min(mb, stop - s - mb))  # the next mini-batch's size
+        for i in range(mn):
+            B[0][i, :] = X[perm[s + mb + i]]
+            ybuf[1 - cur, i, :] = Y[perm[s + mb + i]]
+        for l in range(L):  # BP3, BP4 and the update, fused with the next forward pass
+            _layer(ws[l], bs[l], D[l][:m], A[l][:m], eta / m, kind, decay,
+                   B[l][:mn], B[l + 1][:mn], acts[l], nt)
+        m = mn
         batch += 1
     return -1

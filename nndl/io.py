@@ -9,6 +9,7 @@ target, so a crash mid-write leaves the previous file intact.
 """
 import contextlib
 import json
+import lzma
 import os
 import tempfile
 import zipfile
@@ -93,7 +94,8 @@ def read_arrays(path):
     except FileNotFoundError:
         raise FormatError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError,
-            UnicodeDecodeError, RecursionError, zipfile.BadZipFile, zlib.error,
+            UnicodeDecodeError, RecursionError, zipfile.BadZipFile, zlib.error, lzma.LZMAError,
+            NotImplementedError,  # zipfile: a compression method it does not know
             json.JSONDecodeError) as e:
         raise FormatError(f"{name}: not a readable nndl model file ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

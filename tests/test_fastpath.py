@@ -77,3 +77,52 @@ def test_divergence_names_epoch_and_mini_batch(fast, rng):
     net = Network([Dense(20, 7, "relu"), Dense(7, 4, "identity")], cost="quadratic", seed=0)
     with pytest.raises(DivergenceError, match=r"epoch \d+, mini-batch \d+.*smaller learning rate"):
         net.SGD((x * 1e3, y), 5, 10, 1e6, verbose=False, fast=fast)
+
+
+def big_net(dtype, hidden="sigmoid", out="sigmoid", cost="cross-entropy"):
+    # Layer 1 does (10 + 10) x 300 x 101 multiply-adds a step: above fastpath's
+    # threshold, so its rows are split into bands, one per thread.  101 rows is not a
+    # multiple of 4, so the last band ends in a partial block.
+    return Network([Dense(300, 101, hidden), Dense(101, 10, out)], cost=cost, dtype=dtype, seed=5)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.parametrize("reg", ["L2", "L1"])
+def test_fused_threaded_layers_equal_reference(dtype, tol, reg, rng):
+    x, y = data(rng, n=63, n_in=300, n_out=10)
+    x = x.astype(dtype)
+    fast, ref = big_net(dtype), big_net(dtype)
+    assert fastpath._PARALLEL_MIN <= 20 * 300 * 101
+    fast.SGD((x, y), 2, 10, 0.5, lmbda=3.0, regularization=reg, verbose=False)
+    ref.SGD((x, y), 2, 10, 0.5, lmbda=3.0, regularization=reg, verbose=False, fast=False)
+    for lf, lr in zip(fast.layers, ref.layers):
+        np.testing.assert_allclose(lf.w, lr.w, rtol=tol, atol=tol)
+        np.testing.assert_allclose(lf.b, lr.b, rtol=tol, atol=tol)
+
+
+def test_fused_result_does_not_depend_on_thread_count(rng):
+    # Each row of w is updated by one thread with the same arithmetic, whatever the
+    # bands are, so any number of threads gives bit-identical weights.
+    x, y = data(rng, n=57, n_in=300, n_out=10)
+    yv = np.eye(10)[y]
+    weights = []
+    for nt in (1, 2, 3):
+        net = big_net(np.float64, "relu", "softmax", "log-likelihood")
+        trainer = fastpath.FusedTrainer(net, 10)
+        perm = np.random.default_rng(1).permutation(len(x))
+        assert trainer.run(x, yv, perm, 0, len(x), 0.1, None, len(x), nt=nt) == -1
+        weights.append([l.w.copy() for l in net.layers] + [l.b.copy() for l in net.layers])
+    for other in weights[1:]:
+        for a, b in zip(weights[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_fused_run_with_one_mini_batch_and_a_short_one(rng):
+    # Look-ahead edge cases: the first forward pass is the only one, and the last
+    # mini-batch is shorter than the rest.
+    x, y = data(rng, n=13, n_in=300, n_out=10)
+    for n in (10, 13):
+        fast, ref = big_net(np.float64), big_net(np.float64)
+        fast.SGD((x[:n], y[:n]), 1, 10, 0.5, verbose=False)
+        ref.SGD((x[:n], y[:n]), 1, 10, 0.5, verbose=False, fast=False)
+        np.testing.assert_allclose(fast.layers[0].w, ref.layers[0].w, rtol=1e-10, atol=1e-10)

@@ -229,6 +229,21 @@ def test_model_loader_survives_mutated_files(tmp_path, saved_models, suffix, whe
     assert all(np.isfinite(w).all() for w in net.weights)
 
 
+@pytest.mark.parametrize("method", [2, 14, 99])  # implode, LZMA, unassigned
+def test_model_loader_names_an_unknown_zip_compression_method(tmp_path, saved_models, method):
+    # Found by the fuzz test above: one flipped byte in a member's compression-method
+    # field made zipfile raise NotImplementedError instead of a FormatError.
+    data = bytearray(saved_models[".npz"])
+    for sig, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local + central headers
+        i = data.find(sig)
+        assert i >= 0
+        data[i + offset:i + offset + 2] = method.to_bytes(2, "little")
+    path = tmp_path / "method.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="method.npz: not a readable nndl model file"):
+        Network.load(path)
+
+
 @pytest.mark.parametrize("script, args", [
     ("mnist_mlp.py", ["--sizes", "784,30,x"]),
     ("mnist_mlp.py", ["--activation", "swish", "--epochs", "1"]),
