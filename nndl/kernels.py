@@ -112,8 +112,12 @@ def _im2col_numba(x, kh, kw, s, cols):
             for j in range(kw):
                 for n in range(N):
                     for oh in range(OH):
-                        for ow in range(OW):
-                            cols[c, i, j, n, oh, ow] = x[n, c, s * oh + i, s * ow + j]
+                        if s == 1:  # unit stride: a contiguous copy, which vectorises
+                            for ow in range(OW):
+                                cols[c, i, j, n, oh, ow] = x[n, c, oh + i, ow + j]
+                        else:
+                            for ow in range(OW):
+                                cols[c, i, j, n, oh, ow] = x[n, c, s * oh + i, s * ow + j]
     return cols
 
 
@@ -160,8 +164,12 @@ def _col2im_numba(cols, s, dx):
             for i in range(kh):
                 for j in range(kw):
                     for oh in range(OH):
-                        for ow in range(OW):
-                            dx[n, c, s * oh + i, s * ow + j] += cols[c, i, j, n, oh, ow]
+                        if s == 1:  # unit stride: contiguous rows, which vectorise
+                            for ow in range(OW):
+                                dx[n, c, oh + i, ow + j] += cols[c, i, j, n, oh, ow]
+                        else:
+                            for ow in range(OW):
+                                dx[n, c, s * oh + i, s * ow + j] += cols[c, i, j, n, oh, ow]
     return dx
 
 
