@@ -179,94 +179,133 @@ def _backward(d, w, out):
 
 
 @backend.jit(fastmath=_FAST)
-def _rows(w, b, d, a_in, scale, kind, decay, x, out, act, j0, j1):
-    """Rows j0 <= j < j1 of one layer: learn, then look ahead.
-
-    First the update of row j from this mini-batch (skipped when ``a_in`` has no
-    rows): the penalty step, L2 w *= 1 - ηλ/n (kind 1) or L1 w -= (ηλ/n) sgn(w)
-    (kind 2), then w -= scale·dᵀa_in (BP4) and b -= scale·Σ_i d (BP3), four examples
-    per pass over the row.  Then, while the rows are still in L1 cache, the next
-    mini-batch's forward pass through them: out[:, j] = act(x w[j]ᵀ + b[j]) (raw z
-    for softmax), blocked 2 examples x 4 rows so each load feeds several products.
-    One pass over w per step instead of three, which matters once w outgrows L2.
-    """
-    m, mn, n_in = a_in.shape[0], x.shape[0], w.shape[1]
-    c = np.empty(9, w.dtype)  # scalars in w's dtype, so float32 stays float32
-    c[8] = 1.0 - decay
-    for jb in range(j0, j1, 4):
-        je = min(jb + 4, j1)
-        for j in range(jb, je):
-            if m == 0:
-                break
-            if kind == 1:
-                f = c[8]
-                for k in range(n_in):
-                    w[j, k] *= f
-            elif kind == 2:
-                for k in range(n_in):
-                    v = w[j, k]
-                    if v > 0:
-                        w[j, k] = v - decay
-                    elif v < 0:
-                        w[j, k] = v + decay
-            g = d[0, j] - d[0, j]
-            for i in range(m):
-                g += d[i, j]
-            b[j] -= scale * g
-        if m > 0 and je - jb == 4:
-            # Four rows x two examples per pass: each loaded input feeds four rows.
-            r0, r1, r2, r3 = w[jb], w[jb + 1], w[jb + 2], w[jb + 3]
-            for i in range(0, m - 1, 2):
-                for u in range(4):
-                    c[u], c[4 + u] = scale * d[i, jb + u], scale * d[i + 1, jb + u]
-                c0, c1, c2, c3, e0, e1, e2, e3 = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
-                p_, q_ = a_in[i], a_in[i + 1]
-                for k in range(n_in):
-                    p, q = p_[k], q_[k]
-                    r0[k] -= c0 * p + e0 * q
-                    r1[k] -= c1 * p + e1 * q
-                    r2[k] -= c2 * p + e2 * q
-                    r3[k] -= c3 * p + e3 * q
-            if m % 2:
-                i = m - 1
-                for u in range(4):
-                    c[u] = scale * d[i, jb + u]
-                c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
-                p_ = a_in[i]
-                for k in range(n_in):
-                    p = p_[k]
-                    r0[k] -= c0 * p
-                    r1[k] -= c1 * p
-                    r2[k] -= c2 * p
-                    r3[k] -= c3 * p
-        elif m > 0:  # the last rows of a layer whose size is not a multiple of 4
-            for j in range(jb, je):
-                for i in range(m):
-                    c[0] = scale * d[i, j]
-                    c0 = c[0]
-                    for k in range(n_in):
-                        w[j, k] -= c0 * a_in[i, k]
-        # Edge blocks repeat the last row or example, which only rewrites the same value.
-        j1_, j2_, j3_ = min(jb + 1, je - 1), min(jb + 2, je - 1), min(jb + 3, je - 1)
-        for i in range(0, mn, 2):
-            i1 = min(i + 1, mn - 1)
-            s0 = b[jb] - b[jb]  # a zero of w's dtype
-            s1 = s2 = s3 = t0 = t1 = t2 = t3 = s0
+def _penalty_and_bias(w, b, d, scale, kind, decay, jb, je):
+    """Rows jb <= j < je: the penalty step, L2 w *= 1 - ηλ/n (kind 1) or L1
+    w -= (ηλ/n) sgn(w) (kind 2), and BP3's b -= scale·Σ_i d."""
+    n_in = w.shape[1]
+    c = np.empty(1, w.dtype)  # a scalar in w's dtype, so float32 stays float32
+    c[0] = 1.0 - decay
+    f = c[0]
+    for j in range(jb, je):
+        if kind == 1:
             for k in range(n_in):
-                p, q = x[i, k], x[i1, k]
-                w0, w1, w2, w3 = w[jb, k], w[j1_, k], w[j2_, k], w[j3_, k]
-                s0 += p * w0
-                s1 += p * w1
-                s2 += p * w2
-                s3 += p * w3
-                t0 += q * w0
-                t1 += q * w1
-                t2 += q * w2
-                t3 += q * w3
-            out[i, jb], out[i, j1_] = _act(s0 + b[jb], act), _act(s1 + b[j1_], act)
-            out[i, j2_], out[i, j3_] = _act(s2 + b[j2_], act), _act(s3 + b[j3_], act)
-            out[i1, jb], out[i1, j1_] = _act(t0 + b[jb], act), _act(t1 + b[j1_], act)
-            out[i1, j2_], out[i1, j3_] = _act(t2 + b[j2_], act), _act(t3 + b[j3_], act)
+                w[j, k] *= f
+        elif kind == 2:
+            for k in range(n_in):
+                v = w[j, k]
+                if v > 0:
+                    w[j, k] = v - decay
+                elif v < 0:
+                    w[j, k] = v + decay
+        g = d[0, j] - d[0, j]
+        for i in range(d.shape[0]):
+            g += d[i, j]
+        b[j] -= scale * g
+
+
+@backend.jit(fastmath=_FAST)
+def _learn(w, d, a_in, scale, i0, i1, jb, je):
+    """BP4 for rows jb <= j < je and examples i0 <= i < i1: w -= scale·dᵀa_in.
+
+    Blocked four rows x two examples, so each loaded input feeds four rows."""
+    n_in = w.shape[1]
+    c = np.empty(8, w.dtype)
+    if je - jb == 4:
+        r0, r1, r2, r3 = w[jb], w[jb + 1], w[jb + 2], w[jb + 3]
+        for i in range(i0, i1 - 1, 2):
+            for u in range(4):
+                c[u], c[4 + u] = scale * d[i, jb + u], scale * d[i + 1, jb + u]
+            c0, c1, c2, c3, e0, e1, e2, e3 = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+            p_, q_ = a_in[i], a_in[i + 1]
+            for k in range(n_in):
+                p, q = p_[k], q_[k]
+                r0[k] -= c0 * p + e0 * q
+                r1[k] -= c1 * p + e1 * q
+                r2[k] -= c2 * p + e2 * q
+                r3[k] -= c3 * p + e3 * q
+        if (i1 - i0) % 2:
+            i = i1 - 1
+            for u in range(4):
+                c[u] = scale * d[i, jb + u]
+            c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
+            p_ = a_in[i]
+            for k in range(n_in):
+                p = p_[k]
+                r0[k] -= c0 * p
+                r1[k] -= c1 * p
+                r2[k] -= c2 * p
+                r3[k] -= c3 * p
+    else:  # the last rows of a layer whose size is not a multiple of 4
+        for j in range(jb, je):
+            for i in range(i0, i1):
+                c[0] = scale * d[i, j]
+                c0 = c[0]
+                for k in range(n_in):
+                    w[j, k] -= c0 * a_in[i, k]
+
+
+@backend.jit(fastmath=_FAST)
+def _look_ahead(w, b, x, out, act, i0, i1, jb, je):
+    """The forward pass through rows jb <= j < je for examples i0 <= i < i1:
+    out[i, j] = act(x[i] · w[j] + b[j]) (raw z for softmax).
+
+    Blocked 2 examples x 4 rows: each loaded input feeds four products and each loaded
+    weight two, eight running sums in registers.  Edge blocks repeat the last row or
+    example, which only rewrites the same value."""
+    n_in = w.shape[1]
+    j1, j2, j3 = min(jb + 1, je - 1), min(jb + 2, je - 1), min(jb + 3, je - 1)
+    for i in range(i0, i1, 2):
+        i_ = min(i + 1, i1 - 1)
+        s0 = b[jb] - b[jb]  # a zero of w's dtype
+        s1 = s2 = s3 = t0 = t1 = t2 = t3 = s0
+        for k in range(n_in):
+            p, q = x[i, k], x[i_, k]
+            w0, w1, w2, w3 = w[jb, k], w[j1, k], w[j2, k], w[j3, k]
+            s0 += p * w0
+            s1 += p * w1
+            s2 += p * w2
+            s3 += p * w3
+            t0 += q * w0
+            t1 += q * w1
+            t2 += q * w2
+            t3 += q * w3
+        out[i, jb], out[i, j1] = _act(s0 + b[jb], act), _act(s1 + b[j1], act)
+        out[i, j2], out[i, j3] = _act(s2 + b[j2], act), _act(s3 + b[j3], act)
+        out[i_, jb], out[i_, j1] = _act(t0 + b[jb], act), _act(t1 + b[j1], act)
+        out[i_, j2], out[i_, j3] = _act(t2 + b[j2], act), _act(t3 + b[j3], act)
+
+
+_CHUNK = 16  # examples whose inputs stay in cache while the rows stream past them
+
+
+@backend.jit(fastmath=_FAST)
+def _rows(w, b, d, a_in, scale, kind, decay, x, out, act, j0, j1):
+    """Rows j0 <= j < j1 of one layer: learn from this mini-batch (``a_in``, ``d``;
+    skipped when ``a_in`` has no rows), then look ahead: the next mini-batch's (``x``)
+    forward pass through the updated rows, into ``out``.
+
+    Small mini-batches go four rows at a time through the update and then, while those
+    rows are still in L1 cache, the look-ahead: one pass over w per step instead of
+    three, which matters once w outgrows L2 ([100 x 784] float64 is 627 KB).  Larger
+    ones go _CHUNK examples at a time across all the rows, so the inputs stay in cache
+    instead (256 examples of 784 float64 inputs are 1.6 MB).
+    """
+    m, mn = a_in.shape[0], x.shape[0]
+    if m > 0:
+        for jb in range(j0, j1, 4):
+            _penalty_and_bias(w, b, d, scale, kind, decay, jb, min(jb + 4, j1))
+    if m <= _CHUNK and mn <= _CHUNK:
+        for jb in range(j0, j1, 4):
+            je = min(jb + 4, j1)
+            _learn(w, d, a_in, scale, 0, m, jb, je)
+            _look_ahead(w, b, x, out, act, 0, mn, jb, je)
+        return
+    for i0 in range(0, m, _CHUNK):
+        for jb in range(j0, j1, 4):
+            _learn(w, d, a_in, scale, i0, min(m, i0 + _CHUNK), jb, min(jb + 4, j1))
+    for i0 in range(0, mn, _CHUNK):
+        for jb in range(j0, j1, 4):
+            _look_ahead(w, b, x, out, act, i0, min(mn, i0 + _CHUNK), jb, min(jb + 4, j1))
 
 
 _PARALLEL_MIN = 100_000  # multiply-adds in a layer's step below which one thread is faster

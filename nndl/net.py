@@ -306,7 +306,7 @@ class Network:
         y = np.asarray(y) if backend.xp(y) is np else y
         if len(y) != len(x):
             raise ShapeError(f"{what}: {len(x)} inputs but {len(y)} labels/targets")
-        if not bool(backend.xp(x).isfinite(x).all()):
+        if not backend.all_finite(x):
             raise DataError(f"{what}: inputs contain NaN or infinity")
         n_out = int(np.prod(self.output_shape))
         if y.ndim == 1:

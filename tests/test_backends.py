@@ -364,3 +364,17 @@ def test_a_checkpoint_resumes_on_the_other_backend(first, device_xp, rng, tmp_pa
     unbroken = _train(_dense(dropout=True), "numpy", data, evaluation, epochs=2,
                       optimizer=optimizers.Momentum(0.5))
     _assert_same_run(resumed, unbroken)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 1234, -1])
+def test_all_finite_finds_one_bad_value_anywhere(dtype, bad, where):
+    x = np.random.default_rng(0).standard_normal((250, 7)).astype(dtype)
+    x[0, 0] = np.finfo(dtype).max  # huge but finite values are fine
+    assert backend.all_finite(x) and backend.all_finite(x[:, ::2]) and backend.all_finite(x[:0])
+    x.reshape(-1)[where] = bad
+    assert not backend.all_finite(x)
+    assert not backend.all_finite(x.T)  # not contiguous: the numpy fallback
+    np_says = bool(np.isfinite(x).all())
+    assert backend.all_finite(x) == np_says
