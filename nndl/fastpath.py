@@ -291,15 +291,17 @@ def _rows(w, b, d, a_in, scale, kind, decay, x, out, act, j0, j1):
     instead (256 examples of 784 float64 inputs are 1.6 MB).
     """
     m, mn = a_in.shape[0], x.shape[0]
-    if m > 0:
-        for jb in range(j0, j1, 4):
-            _penalty_and_bias(w, b, d, scale, kind, decay, jb, min(jb + 4, j1))
     if m <= _CHUNK and mn <= _CHUNK:
         for jb in range(j0, j1, 4):
             je = min(jb + 4, j1)
-            _learn(w, d, a_in, scale, 0, m, jb, je)
+            if m > 0:
+                _penalty_and_bias(w, b, d, scale, kind, decay, jb, je)
+                _learn(w, d, a_in, scale, 0, m, jb, je)
             _look_ahead(w, b, x, out, act, 0, mn, jb, je)
         return
+    if m > 0:
+        for jb in range(j0, j1, 4):
+            _penalty_and_bias(w, b, d, scale, kind, decay, jb, min(jb + 4, j1))
     for i0 in range(0, m, _CHUNK):
         for jb in range(j0, j1, 4):
             _learn(w, d, a_in, scale, i0, min(m, i0 + _CHUNK), jb, min(jb + 4, j1))
