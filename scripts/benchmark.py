@@ -43,7 +43,8 @@ WORKLOADS = {
     "W3": dict(kind="conv", cost="log-likelihood", eta=0.03, lmbda=0.0, n=10_000,
                about="ConvPool(20,1,5,5)-ConvPool(40,20,5,5)-FC100 ReLU-softmax"),
 }
-PLAN = [("W1", 10), ("W2", 10), ("W3", 10), ("W1", 64), ("W1", 256), ("W3", 64), ("W3", 256)]
+PLAN = [("W1", 10), ("W2", 10), ("W3", 10), ("W1", 64), ("W1", 256), ("W2", 64), ("W2", 256),
+        ("W3", 64), ("W3", 256)]
 
 
 # ---------------------------------------------------------------- FLOP accounting
@@ -394,6 +395,8 @@ def main(argv=None):
     (X_all, y_all), _, _ = load_mnist()
     torch_ok = have_torch()
     only = set(args.only.split(",")) if args.only else None
+    if nndl.backend.HAS_NUMBA:  # nndl's fused loop shares a layer's rows among numba threads
+        nndl.backend.numba.set_num_threads(min(THREADS, nndl.backend.numba.config.NUMBA_NUM_THREADS))
     print(f"nndl {nndl.__version__}, numpy {np.__version__}, {THREADS} threads"
           + (", torch " + __import__("torch").__version__ if torch_ok else ", torch not installed")
           + (" -- quick mode: 10% of each workload, times scaled to a full epoch" if args.quick else ""))
