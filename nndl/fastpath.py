@@ -25,6 +25,8 @@ output; the quadratic cost with an elementwise output, cross-entropy with a sigm
 output, log-likelihood with a softmax output; no regularization, L2 or L1.  Anything
 else (dropout, convolutions, other optimizers, CuPy arrays) uses the reference path.
 """
+import os
+
 import numpy as np
 
 from . import backend
@@ -103,17 +105,30 @@ class FusedTrainer:
                             self.y, threads() if nt is None else nt)
 
 
+_threads_pid = None  # the process that started numba's thread pool
+
+
 def threads():
     """How many threads the fused loop may use: numba's setting (``NUMBA_NUM_THREADS``,
-    ``numba.set_num_threads``), or 1 where numba's only threading layer is its slow
-    fallback (``workqueue``: ~30 µs a parallel region, against ~1.5 µs for OpenMP)."""
+    ``numba.set_num_threads``); 1 where numba's only threading layer is its slow
+    fallback (``workqueue``: ~30 µs a parallel region, against ~1.5 µs for OpenMP);
+    and 1 in a process forked from one that had started the pool: GNU OpenMP cannot
+    run there (numba would terminate it), so a ``multiprocessing`` worker forked after
+    training trains on one thread instead."""
+    global _threads_pid
     numba = backend.numba
+    pid = os.getpid()
+    if _threads_pid is not None and _threads_pid != pid:
+        return 1
     try:
         if numba.threading_layer() == "workqueue":
             return 1
     except ValueError:  # no parallel region has run yet
         pass
-    return numba.get_num_threads()
+    n = numba.get_num_threads()
+    if n > 1:
+        _threads_pid = pid
+    return n
 
 
 @backend.jit(fastmath=_FAST, inline="always")

@@ -126,3 +126,22 @@ def test_fused_run_with_one_mini_batch_and_a_short_one(rng):
         fast.SGD((x[:n], y[:n]), 1, 10, 0.5, verbose=False)
         ref.SGD((x[:n], y[:n]), 1, 10, 0.5, verbose=False, fast=False)
         np.testing.assert_allclose(fast.layers[0].w, ref.layers[0].w, rtol=1e-10, atol=1e-10)
+
+
+def _train_small(seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.random((60, 300)), rng.integers(0, 10, 60)
+    net = big_net(np.float64)
+    net.SGD((x, y), 1, 10, 0.5, verbose=False)
+    return bool(np.isfinite(net.layers[0].w).all())
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # 3.12+
+def test_workers_forked_after_threaded_training_still_train():
+    # GNU OpenMP cannot run in a child forked from a process that used it (numba
+    # terminates such a child), so forked workers must fall back to one thread.
+    import multiprocessing
+
+    assert _train_small(0)  # the parent uses its thread pool first
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert pool.map_async(_train_small, [1, 2]).get(timeout=120) == [True, True]
