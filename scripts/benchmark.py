@@ -355,11 +355,19 @@ def gpu_main(args):
 
 
 # ---------------------------------------------------------------- driver
+SETTLE_S = 0.5  # pause before each measurement (see median_times)
+
+
 def median_times(jobs, reps):
-    """jobs: name -> (fn, scale).  Run them interleaved ``reps`` times; median x scale."""
+    """jobs: name -> (fn, scale).  Run them interleaved ``reps`` times; median x scale.
+
+    Each run starts after a short pause: OpenMP and BLAS worker threads keep spinning
+    for a while after their last task, and on a 2-core machine the spinning threads of
+    the implementation that ran just before would take a core from the next one."""
     times = {name: [] for name in jobs}
     for _ in range(reps):
         for name, (fn, scale) in jobs.items():
+            time.sleep(SETTLE_S)
             times[name].append(fn() * scale)
     return {name: float(np.median(v)) for name, v in times.items()}
 
