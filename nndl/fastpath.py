@@ -394,3 +394,28 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
         m = mn
         batch += 1
     return -1
+
+
+def can_forward(net, x):
+    """True when :func:`forward` can run ``net`` on the batch ``x`` (a stack of Dense
+    layers with the activations above, numpy arrays of the network's dtype)."""
+    layers = net.layers
+    return (backend.HAS_NUMBA and type(x) is np.ndarray and x.ndim == 2
+            and x.dtype == net.dtype
+            and all(type(l) is Dense and l.bias and l.activation in _ACT for l in layers)
+            and all(l.activation is not Softmax for l in layers[:-1])
+            and all(type(l.w) is np.ndarray and l.w.flags.c_contiguous for l in layers))
+
+
+def forward(net, x):
+    """The output activations of a Dense stack for a batch ``x`` (N, n_in): the training
+    loop's forward kernel (blocked, rows shared among threads), for evaluation."""
+    x = np.ascontiguousarray(x)
+    nt = threads()
+    for l in net.layers:
+        out = np.empty((len(x), l.n_out), x.dtype)
+        nothing = np.empty((0, l.n_out), x.dtype)  # no update: only the forward pass runs
+        _layer(l.w, l.b, nothing, np.empty((0, l.n_in), x.dtype), 0.0, 0, 0.0, x, out,
+               _ACT[l.activation], nt)
+        x = out
+    return x

@@ -145,3 +145,19 @@ def test_workers_forked_after_threaded_training_still_train():
     assert _train_small(0)  # the parent uses its thread pool first
     with multiprocessing.get_context("fork").Pool(2) as pool:
         assert pool.map_async(_train_small, [1, 2]).get(timeout=120) == [True, True]
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("hidden, out, cost, reg, lmbda", CASES)
+def test_fused_forward_equals_layer_by_layer_forward(hidden, out, cost, reg, lmbda, dtype, tol, rng):
+    net = make_net(hidden, out, cost, dtype, sizes=(300, 37, 6, 4))
+    x = rng.random((77, 300)).astype(dtype)  # 77: odd, and not a multiple of 16
+    assert fastpath.can_forward(net, x)
+    fast = fastpath.forward(net, x)
+    ref = x
+    for layer in net.layers:
+        ref = layer.forward(ref)
+    np.testing.assert_allclose(fast, ref, rtol=tol, atol=tol)
+    # Network.feedforward uses it for evaluation batches, and predictions agree.
+    np.testing.assert_allclose(net.feedforward(x), ref, rtol=tol, atol=tol)
+    assert (net.predict(x) == ref.argmax(axis=1)).mean() > 0.97
