@@ -44,29 +44,29 @@ _COST = {QuadraticCost: 0, CrossEntropyCost: 1, LogLikelihoodCost: 2}
 _FAST = {"reassoc", "contract", "arcp", "nsz"}
 
 
+def _dense_stack(layers):
+    """True for a stack of biased Dense layers the kernels run: numba present, supported
+    activations (softmax only on the output), C-contiguous numpy weights."""
+    return (backend.HAS_NUMBA
+            and all(type(l) is Dense and l.bias and l.activation in _ACT for l in layers)
+            and all(l.activation is not Softmax for l in layers[:-1])
+            and all(type(l.w) is np.ndarray and l.w.flags.c_contiguous for l in layers))
+
+
 def eligible(net, optimizer, reg):
     """True when ``net`` can train on the fused path (see the module docstring)."""
-    if not backend.HAS_NUMBA or type(optimizer) is not SGD:
+    if type(optimizer) is not SGD or (reg is not None and type(reg) not in (L1, L2)):
         return False
-    if reg is not None and type(reg) not in (L1, L2):
+    if not _dense_stack(net.layers):
         return False
-    layers = net.layers
-    if not all(type(l) is Dense and l.bias for l in layers):
-        return False
-    if any(l.activation not in _ACT for l in layers):
-        return False
-    if any(l.activation is Softmax for l in layers[:-1]):
-        return False
-    out, cost = layers[-1].activation, net.cost
+    out, cost = net.layers[-1].activation, net.cost
     if cost is QuadraticCost:
-        ok = out is not Softmax
-    elif cost is CrossEntropyCost:
-        ok = out is Sigmoid
-    elif cost is LogLikelihoodCost:
-        ok = out is Softmax
-    else:
-        ok = False
-    return ok and all(type(l.w) is np.ndarray and l.w.flags.c_contiguous for l in layers)
+        return out is not Softmax
+    if cost is CrossEntropyCost:
+        return out is Sigmoid
+    if cost is LogLikelihoodCost:
+        return out is Softmax
+    return False
 
 
 class FusedTrainer:
@@ -398,12 +398,8 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
 def can_forward(net, x):
     """True when :func:`forward` can run ``net`` on the batch ``x`` (a stack of Dense
     layers with the activations above, numpy arrays of the network's dtype)."""
-    layers = net.layers
-    return (backend.HAS_NUMBA and type(x) is np.ndarray and x.ndim == 2
-            and x.dtype == net.dtype
-            and all(type(l) is Dense and l.bias and l.activation in _ACT for l in layers)
-            and all(l.activation is not Softmax for l in layers[:-1])
-            and all(type(l.w) is np.ndarray and l.w.flags.c_contiguous for l in layers))
+    return (type(x) is np.ndarray and x.ndim == 2 and x.dtype == net.dtype
+            and _dense_stack(net.layers))
 
 
 def forward(net, x):
