@@ -74,6 +74,11 @@ class Dense(Layer):
         self.bias = bool(bias)
         self.w = self.b = None
 
+    @property
+    def w_shape(self):
+        """The shape of ``w``, known before the layer is built."""
+        return (self.n_out, self.n_in)
+
     def build(self, input_shape, rng, dtype):
         super().build(input_shape, rng, dtype)
         if int(np.prod(self.input_shape)) != self.n_in:

@@ -579,6 +579,7 @@ class Network:
         name = os.path.basename(os.fspath(filename))
         try:
             layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in meta["layers"]]
+            _check_weight_shapes(layers, arrays, name)  # before building allocates them
             net = cls(layers, cost=meta["cost"], dtype=meta["dtype"],
                       input_shape=meta["input_shape"], rng=np.random.default_rng(0), backend=xp)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -598,6 +599,22 @@ class Network:
                 if not np.isfinite(a).all():
                     raise FormatError(f"{name}: array {key} holds NaN or infinite values")
                 p[...] = backend.move(a, backend.xp(p))
+
+
+def _check_weight_shapes(layers, arrays, name):
+    """A FormatError unless each layer's weights, as its description sizes them, are the
+    weights the file holds: a damaged or hostile description (say n_out = 10**12) must
+    not make the loader allocate and draw a huge matrix before the arrays are compared."""
+    for i, layer in enumerate(layers):
+        want = getattr(layer, "w_shape", None)
+        if want is None:
+            continue
+        have = arrays.get(f"{i}/w")
+        if have is None:
+            raise FormatError(f"{name}: missing array {i}/w")
+        if tuple(have.shape) != tuple(want):
+            raise FormatError(f"{name}: array {i}/w has shape {tuple(have.shape)}, expected "
+                              f"{tuple(want)} (the description of layer {i}, {type(layer).__name__})")
 
 
 class _Run:

@@ -175,6 +175,36 @@ def test_loading_an_unknown_layer_type_raises_format_error(tmp_path):
         Network.load(path)
 
 
+@pytest.mark.parametrize("layer, key, value", [(1, "n_out", 10 ** 12), (0, "n_in", 7)])
+def test_layer_sizes_that_disagree_with_the_arrays_raise_format_error_before_allocating(
+        tmp_path, monkeypatch, layer, key, value):
+    _, path = saved_net(tmp_path, ".json")
+    doc = json.loads(path.read_text())
+    doc["layers"][layer]["config"][key] = value       # damaged: the arrays are unchanged
+    path.write_text(json.dumps(doc))
+    built = []
+    monkeypatch.setattr(Dense, "initialize", lambda self, *a, **k: built.append(self))
+    with pytest.raises(FormatError, match=rf"array {layer}/w has shape .*layer {layer}, Dense"):
+        Network.load(path)
+    assert built == []                               # nothing was allocated or drawn
+
+
+def test_a_conv_layer_whose_filter_shape_disagrees_with_its_weights_raises_format_error(tmp_path):
+    from nndl.conv import ConvPoolLayer, SoftmaxLayer
+
+    net = Network([ConvPoolLayer((2, 1, 3, 3), (None, 1, 6, 6)), SoftmaxLayer(8, 3)],
+                  cost=LogLikelihoodCost, seed=0)
+    path = tmp_path / "conv.json"
+    net.save(path)
+    doc = json.loads(path.read_text())
+    doc["layers"][0]["config"]["filter_shape"] = [2000, 1, 3, 3]
+    doc["layers"][0]["config"]["image_shape"] = [None, 1, 6, 6]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match=r"array 0/w has shape \(2, 1, 3, 3\), expected "
+                                          r"\(2000, 1, 3, 3\) \(the description of layer 0, ConvPoolLayer\)"):
+        Network.load(path)
+
+
 def test_loading_a_json_array_with_an_unsafe_dtype_raises_format_error(tmp_path):
     _, path = saved_net(tmp_path, ".json")
     doc = json.loads(path.read_text())
