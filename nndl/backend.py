@@ -62,6 +62,52 @@ def jit(*args, **kwargs):
 prange = numba.prange if numba is not None else range  # a parallel loop in jitted code
 
 
+def _wide_vectors():
+    """True when numba compiles for a CPU with AVX-512: 32 vector registers, so kernels can
+    keep four rows x five examples of running sums in registers (16 would spill)."""
+    if not HAS_NUMBA:
+        return False
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        from llvmlite import binding
+
+        features = binding.get_host_cpu_features().flatten()
+    return "+avx512f" in features.split(",")
+
+
+WIDE_VECTORS = _wide_vectors()
+
+
+def _prefetch_py(a, i, j):
+    """Without numba: nothing (a hint, not an operation)."""
+
+
+if HAS_NUMBA:
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _prefetch_intrinsic(typingctx, a, i, j):
+        """LLVM's prefetch of a[i, j]'s cache line into all cache levels (read)."""
+        def codegen(context, builder, signature, args):
+            aty = signature.args[0]
+            arr = context.make_array(aty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aty, arr, [args[1], args[2]],
+                                           wraparound=False)
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+
+        return types.void(a, i, j), codegen
+
+    prefetch = _prefetch_intrinsic
+else:  # pragma: no cover - exercised only without numba
+    prefetch = _prefetch_py
+
+
 def all_finite(x):
     """True when no element of ``x`` is NaN or infinite (one pass, no temporary array
     for C-contiguous numpy floats: a check of the 50,000 training images is 2-3x faster

@@ -42,6 +42,8 @@ _COST = {QuadraticCost: 0, CrossEntropyCost: 1, LogLikelihoodCost: 2}
 # Reassociation and FMA contraction let LLVM vectorise the dot products; the
 # no-NaN/no-inf assumptions of full fastmath are left off so divergence is still seen.
 _FAST = {"reassoc", "contract", "arcp", "nsz"}
+# 32 vector registers (AVX-512): the kernels block wider (a compile-time constant).
+_WIDE = backend.WIDE_VECTORS
 
 
 def _dense_stack(layers):
@@ -261,6 +263,36 @@ def _learn(w, d, a_in, scale, i0, i1, jb, je, c):
 
 
 @backend.jit(fastmath=_FAST)
+def _learn4(w, d, a_in, scale, i0, i1, j, c):
+    """``_learn`` for the four rows j..j+3, for float64 on CPUs with 32 vector registers
+    (AVX-512): each loaded input feeds four rows, one pass over the rows per five
+    examples (measured 9-11% faster there; slower in float32, and it would spill on
+    AVX2's 16 registers)."""
+    n_in = w.shape[1]
+    r0, r1, r2, r3 = w[j], w[j + 1], w[j + 2], w[j + 3]
+    i = i0
+    while i + 4 < i1:
+        c0, c1, c2, c3, c4 = (scale * d[i, j], scale * d[i + 1, j], scale * d[i + 2, j],
+                              scale * d[i + 3, j], scale * d[i + 4, j])
+        e0, e1, e2, e3, e4 = (scale * d[i, j + 1], scale * d[i + 1, j + 1], scale * d[i + 2, j + 1],
+                              scale * d[i + 3, j + 1], scale * d[i + 4, j + 1])
+        f0, f1, f2, f3, f4 = (scale * d[i, j + 2], scale * d[i + 1, j + 2], scale * d[i + 2, j + 2],
+                              scale * d[i + 3, j + 2], scale * d[i + 4, j + 2])
+        g0, g1, g2, g3, g4 = (scale * d[i, j + 3], scale * d[i + 1, j + 3], scale * d[i + 2, j + 3],
+                              scale * d[i + 3, j + 3], scale * d[i + 4, j + 3])
+        a0, a1, a2, a3, a4 = a_in[i], a_in[i + 1], a_in[i + 2], a_in[i + 3], a_in[i + 4]
+        for k in range(n_in):
+            p0, p1, p2, p3, p4 = a0[k], a1[k], a2[k], a3[k], a4[k]
+            r0[k] -= ((c0 * p0 + c1 * p1) + (c2 * p2 + c3 * p3)) + c4 * p4
+            r1[k] -= ((e0 * p0 + e1 * p1) + (e2 * p2 + e3 * p3)) + e4 * p4
+            r2[k] -= ((f0 * p0 + f1 * p1) + (f2 * p2 + f3 * p3)) + f4 * p4
+            r3[k] -= ((g0 * p0 + g1 * p1) + (g2 * p2 + g3 * p3)) + g4 * p4
+        i += 5
+    if i < i1:
+        _learn(w, d, a_in, scale, i, i1, j, j + 4, c)
+
+
+@backend.jit(fastmath=_FAST)
 def _look_ahead(w, b, x, out, act, i0, i1, jb, je):
     """The forward pass through rows jb <= j < je for examples i0 <= i < i1:
     out[i, j] = act(x[i] · w[j] + b[j]) (raw z for softmax).
@@ -291,7 +323,56 @@ def _look_ahead(w, b, x, out, act, i0, i1, jb, je):
         out[i_, j2], out[i_, j3] = _act(t2 + b[j2], act), _act(t3 + b[j3], act)
 
 
-_CHUNK = 16  # examples whose inputs stay in cache while the rows stream past them
+@backend.jit(fastmath=_FAST)
+def _look_ahead5(w, b, x, out, act, i0, i1, jb, je):
+    """The forward pass through rows jb <= j < je for examples i0 <= i < i1:
+    out[i, j] = act(x[i] · w[j] + b[j]) (raw z for softmax).
+
+    ``_look_ahead`` for CPUs with 32 vector registers (AVX-512): blocked 5 examples x 4
+    rows, twenty running sums in registers, each loaded weight used five times."""
+    n_in = w.shape[1]
+    j1, j2, j3 = min(jb + 1, je - 1), min(jb + 2, je - 1), min(jb + 3, je - 1)
+    for i in range(i0, i1, 5):
+        ia, ib, ic, id_ = min(i + 1, i1 - 1), min(i + 2, i1 - 1), min(i + 3, i1 - 1), min(i + 4, i1 - 1)
+        s0 = b[jb] - b[jb]  # a zero of w's dtype
+        s1 = s2 = s3 = t0 = t1 = t2 = t3 = u0 = u1 = u2 = u3 = s0
+        v0 = v1 = v2 = v3 = r0 = r1 = r2 = r3 = s0
+        for k in range(n_in):
+            p, q, o, g, h = x[i, k], x[ia, k], x[ib, k], x[ic, k], x[id_, k]
+            w0, w1, w2, w3 = w[jb, k], w[j1, k], w[j2, k], w[j3, k]
+            s0 += p * w0
+            s1 += p * w1
+            s2 += p * w2
+            s3 += p * w3
+            t0 += q * w0
+            t1 += q * w1
+            t2 += q * w2
+            t3 += q * w3
+            u0 += o * w0
+            u1 += o * w1
+            u2 += o * w2
+            u3 += o * w3
+            v0 += g * w0
+            v1 += g * w1
+            v2 += g * w2
+            v3 += g * w3
+            r0 += h * w0
+            r1 += h * w1
+            r2 += h * w2
+            r3 += h * w3
+        out[i, jb], out[i, j1] = _act(s0 + b[jb], act), _act(s1 + b[j1], act)
+        out[i, j2], out[i, j3] = _act(s2 + b[j2], act), _act(s3 + b[j3], act)
+        out[ia, jb], out[ia, j1] = _act(t0 + b[jb], act), _act(t1 + b[j1], act)
+        out[ia, j2], out[ia, j3] = _act(t2 + b[j2], act), _act(t3 + b[j3], act)
+        out[ib, jb], out[ib, j1] = _act(u0 + b[jb], act), _act(u1 + b[j1], act)
+        out[ib, j2], out[ib, j3] = _act(u2 + b[j2], act), _act(u3 + b[j3], act)
+        out[ic, jb], out[ic, j1] = _act(v0 + b[jb], act), _act(v1 + b[j1], act)
+        out[ic, j2], out[ic, j3] = _act(v2 + b[j2], act), _act(v3 + b[j3], act)
+        out[id_, jb], out[id_, j1] = _act(r0 + b[jb], act), _act(r1 + b[j1], act)
+        out[id_, j2], out[id_, j3] = _act(r2 + b[j2], act), _act(r3 + b[j3], act)
+
+
+_CHUNK = 20  # examples whose inputs stay in cache while the rows stream past them (4 x 5)
 
 
 @backend.jit(fastmath=_FAST)
@@ -313,18 +394,36 @@ def _rows(w, b, d, a_in, scale, kind, decay, x, out, act, j0, j1):
             je = min(jb + 4, j1)
             if m > 0:
                 _penalty_and_bias(w, b, d, scale, kind, decay, jb, je, c)
-                _learn(w, d, a_in, scale, 0, m, jb, je, c)
-            _look_ahead(w, b, x, out, act, 0, mn, jb, je)
+                _update(w, d, a_in, scale, 0, m, jb, je, c)
+            _forward_block(w, b, x, out, act, 0, mn, jb, je)
         return
     if m > 0:
         for jb in range(j0, j1, 4):
             _penalty_and_bias(w, b, d, scale, kind, decay, jb, min(jb + 4, j1), c)
     for i0 in range(0, m, _CHUNK):
         for jb in range(j0, j1, 4):
-            _learn(w, d, a_in, scale, i0, min(m, i0 + _CHUNK), jb, min(jb + 4, j1), c)
+            _update(w, d, a_in, scale, i0, min(m, i0 + _CHUNK), jb, min(jb + 4, j1), c)
     for i0 in range(0, mn, _CHUNK):
         for jb in range(j0, j1, 4):
-            _look_ahead(w, b, x, out, act, i0, min(mn, i0 + _CHUNK), jb, min(jb + 4, j1))
+            _forward_block(w, b, x, out, act, i0, min(mn, i0 + _CHUNK), jb, min(jb + 4, j1))
+
+
+@backend.jit(fastmath=_FAST, inline="always")
+def _update(w, d, a_in, scale, i0, i1, jb, je, c):
+    """BP4 for a block of at most four rows, by the kernel that suits this CPU and dtype."""
+    if _WIDE and w.itemsize == 8 and je - jb == 4:
+        _learn4(w, d, a_in, scale, i0, i1, jb, c)
+    else:
+        _learn(w, d, a_in, scale, i0, i1, jb, je, c)
+
+
+@backend.jit(fastmath=_FAST, inline="always")
+def _forward_block(w, b, x, out, act, i0, i1, jb, je):
+    """The look-ahead for a block of at most four rows, by the kernel that suits this CPU."""
+    if _WIDE:
+        _look_ahead5(w, b, x, out, act, i0, i1, jb, je)
+    else:
+        _look_ahead(w, b, x, out, act, i0, i1, jb, je)
 
 
 _PARALLEL_MIN = 100_000  # multiply-adds in a layer's step below which one thread is faster
@@ -356,6 +455,10 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
     A = AB[0]
     decay = eta * lmbda_n
     none = A[0][:0]  # no rows: ``_layer`` skips the update
+    pf_step = max(1, 64 // X.itemsize)  # elements per 64-byte cache line
+    for i in range(start + mb, min(start + 2 * mb, stop)):
+        for k in range(0, X.shape[1], pf_step):
+            backend.prefetch(X, perm[i], k)
     m = min(mb, stop - start)
     for i in range(m):
         A[0][i, :] = X[perm[start + i]]
@@ -383,6 +486,11 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
         for l in range(L - 1, 0, -1):  # BP2
             _backward(D[l][:m], ws[l], D[l - 1][:m])
             _times_prime(D[l - 1][:m], A[l][:m], acts[l - 1])
+        # Ask for the mini-batch after next now: its rows of X (random rows of a large
+        # array, ~100 ns each from memory) arrive while this step computes.
+        for i in range(s + 2 * mb, min(s + 3 * mb, stop)):
+            for k in range(0, X.shape[1], pf_step):
+                backend.prefetch(X, perm[i], k)
         mn = max(0, min(mb, stop - s - mb))  # the next mini-batch's size
         for i in range(mn):
             B[0][i, :] = X[perm[s + mb + i]]
