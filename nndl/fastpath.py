@@ -446,6 +446,15 @@ def _layer(w, b, d, a_in, scale, kind, decay, x, out, act, nt):
         _softmax_rows(out)
 
 
+@backend.jit(fastmath=_FAST, inline="always")
+def _prefetch_rows(X, perm, i0, i1):
+    """Start loading rows perm[i0:i1] of X into cache, one hint per 64-byte line."""
+    step = max(1, 64 // X.itemsize)
+    for i in range(i0, i1):
+        for k in range(0, X.shape[1], step):
+            backend.prefetch(X, perm[i], k)
+
+
 @backend.jit(fastmath=_FAST)
 def _gather(X, Y, perm, start, m, x, y):
     """x[i], y[i] = X[perm[start + i]], Y[perm[start + i]] for i < m.  Element loops:
@@ -468,10 +477,7 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
     A = AB[0]
     decay = eta * lmbda_n
     none = A[0][:0]  # no rows: ``_layer`` skips the update
-    pf_step = max(1, 64 // X.itemsize)  # elements per 64-byte cache line
-    for i in range(start + mb, min(start + 2 * mb, stop)):
-        for k in range(0, X.shape[1], pf_step):
-            backend.prefetch(X, perm[i], k)
+    _prefetch_rows(X, perm, start + mb, min(start + 2 * mb, stop))
     m = min(mb, stop - start)
     _gather(X, Y, perm, start, m, A[0], ybuf[0])
     for l in range(L):  # the first mini-batch's forward pass
@@ -499,9 +505,7 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
             _times_prime(D[l - 1][:m], A[l][:m], acts[l - 1])
         # Ask for the mini-batch after next now: its rows of X (random rows of a large
         # array, ~100 ns each from memory) arrive while this step computes.
-        for i in range(s + 2 * mb, min(s + 3 * mb, stop)):
-            for k in range(0, X.shape[1], pf_step):
-                backend.prefetch(X, perm[i], k)
+        _prefetch_rows(X, perm, s + 2 * mb, min(s + 3 * mb, stop))
         mn = max(0, min(mb, stop - s - mb))  # the next mini-batch's size
         _gather(X, Y, perm, s + mb, mn, B[0], ybuf[1 - cur])
         for l in range(L):  # BP3, BP4 and the update, fused with the next forward pass
