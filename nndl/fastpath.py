@@ -83,14 +83,13 @@ class FusedTrainer:
         self.ws, self.bs = tuple(l.w for l in self.layers), tuple(l.b for l in self.layers)
         self.acts = np.array([_ACT[l.activation] for l in self.layers], np.int64)
         self.cost = _COST[net.cost]
-        # Two sets of activations: while one mini-batch's a[l] feed its update, the
-        # next mini-batch's a[l] are being computed with the freshly updated rows.
-        # a[0] is the input batch; a[l+1] and delta[l] belong to layer l.
-        self.a = tuple(
-            (np.empty((m, self.layers[0].n_in), dt),) +
-            tuple(np.empty((m, l.n_out), dt) for l in self.layers) for _ in range(2))
+        # Two sets of activations: while one mini-batch's h[l] feed its update, the
+        # next mini-batch's h[l] are being computed with the freshly updated rows.
+        # h[l] and delta[l] belong to layer l; the inputs are X's own rows.
+        self.h = tuple(tuple(np.empty((m, l.n_out), dt) for l in self.layers) for _ in range(2))
         self.delta = tuple(np.empty((m, l.n_out), dt) for l in self.layers)
         self.y = np.empty((2, m, self.layers[-1].n_out), dt)
+        self.rows = np.arange(m)
         self.m = m
 
     def run(self, x, y, perm, start, stop, eta, reg, n, nt=None):
@@ -103,8 +102,8 @@ class FusedTrainer:
         kind = 0 if reg is None else (1 if type(reg) is L2 else 2)
         lmbda_n = 0.0 if reg is None else reg.lmbda / n
         return _sgd_batches(x, y, perm, start, stop, self.m, eta, kind, lmbda_n,
-                            self.ws, self.bs, self.acts, self.cost, self.a, self.delta,
-                            self.y, threads() if nt is None else nt)
+                            self.ws, self.bs, self.acts, self.cost, self.h, self.delta,
+                            self.y, self.rows, threads() if nt is None else nt)
 
 
 _threads_pid = None  # the process that started numba's thread pool
@@ -220,8 +219,10 @@ def _penalty_and_bias(w, b, d, scale, kind, decay, jb, je, c):
 
 
 @backend.jit(fastmath=_FAST)
-def _learn(w, d, a_in, scale, i0, i1, jb, je, c):
-    """BP4 for rows jb <= j < je and examples i0 <= i < i1: w -= scale·dᵀa_in.
+def _learn(w, d, a_in, ar, scale, i0, i1, jb, je, c):
+    """BP4 for rows jb <= j < je and examples i0 <= i < i1: w -= scale·dᵀa_in, where
+    example i's input is the row a_in[ar[i]] (the first layer reads the training set's
+    own rows, in shuffled order, with no copy).
 
     Blocked two rows x five examples: each loaded input feeds two rows, and a row is
     loaded and stored once per five examples (two passes for a mini-batch of 10;
@@ -237,7 +238,8 @@ def _learn(w, d, a_in, scale, i0, i1, jb, je, c):
                 c[5 + u] = scale * d[i + u, j + 1] if pair else c[u] - c[u]
             c0, c1, c2, c3, c4 = c[0], c[1], c[2], c[3], c[4]
             e0, e1, e2, e3, e4 = c[5], c[6], c[7], c[8], c[9]
-            a0, a1, a2, a3, a4 = a_in[i], a_in[i + 1], a_in[i + 2], a_in[i + 3], a_in[i + 4]
+            a0, a1, a2, a3, a4 = (a_in[ar[i]], a_in[ar[i + 1]], a_in[ar[i + 2]], a_in[ar[i + 3]],
+                                  a_in[ar[i + 4]])
             if pair:
                 for k in range(n_in):
                     p0, p1, p2, p3, p4 = a0[k], a1[k], a2[k], a3[k], a4[k]
@@ -251,7 +253,7 @@ def _learn(w, d, a_in, scale, i0, i1, jb, je, c):
             c[0] = scale * d[i, j]
             c[1] = scale * d[i, j + 1] if pair else c[0] - c[0]
             c0, e0 = c[0], c[1]
-            a0 = a_in[i]
+            a0 = a_in[ar[i]]
             if pair:
                 for k in range(n_in):
                     r0[k] -= c0 * a0[k]
@@ -263,7 +265,7 @@ def _learn(w, d, a_in, scale, i0, i1, jb, je, c):
 
 
 @backend.jit(fastmath=_FAST)
-def _learn4(w, d, a_in, scale, i0, i1, j, c):
+def _learn4(w, d, a_in, ar, scale, i0, i1, j, c):
     """``_learn`` for the four rows j..j+3, for float64 on CPUs with 32 vector registers
     (AVX-512): each loaded input feeds four rows, one pass over the rows per five
     examples (measured 9-11% faster there; slower in float32, and it would spill on
@@ -280,7 +282,8 @@ def _learn4(w, d, a_in, scale, i0, i1, j, c):
                               scale * d[i + 3, j + 2], scale * d[i + 4, j + 2])
         g0, g1, g2, g3, g4 = (scale * d[i, j + 3], scale * d[i + 1, j + 3], scale * d[i + 2, j + 3],
                               scale * d[i + 3, j + 3], scale * d[i + 4, j + 3])
-        a0, a1, a2, a3, a4 = a_in[i], a_in[i + 1], a_in[i + 2], a_in[i + 3], a_in[i + 4]
+        a0, a1, a2, a3, a4 = (a_in[ar[i]], a_in[ar[i + 1]], a_in[ar[i + 2]], a_in[ar[i + 3]],
+                              a_in[ar[i + 4]])
         for k in range(n_in):
             p0, p1, p2, p3, p4 = a0[k], a1[k], a2[k], a3[k], a4[k]
             r0[k] -= ((c0 * p0 + c1 * p1) + (c2 * p2 + c3 * p3)) + c4 * p4
@@ -289,13 +292,13 @@ def _learn4(w, d, a_in, scale, i0, i1, j, c):
             r3[k] -= ((g0 * p0 + g1 * p1) + (g2 * p2 + g3 * p3)) + g4 * p4
         i += 5
     if i < i1:
-        _learn(w, d, a_in, scale, i, i1, j, j + 4, c)
+        _learn(w, d, a_in, ar, scale, i, i1, j, j + 4, c)
 
 
 @backend.jit(fastmath=_FAST)
-def _look_ahead(w, b, x, out, act, i0, i1, jb, je):
+def _look_ahead(w, b, x, xr, out, act, i0, i1, jb, je):
     """The forward pass through rows jb <= j < je for examples i0 <= i < i1:
-    out[i, j] = act(x[i] · w[j] + b[j]) (raw z for softmax).
+    out[i, j] = act(x[xr[i]] · w[j] + b[j]) (raw z for softmax).
 
     Blocked 2 examples x 4 rows: each loaded input feeds four products and each loaded
     weight two, eight running sums in registers.  Edge blocks repeat the last row or
@@ -304,10 +307,11 @@ def _look_ahead(w, b, x, out, act, i0, i1, jb, je):
     j1, j2, j3 = min(jb + 1, je - 1), min(jb + 2, je - 1), min(jb + 3, je - 1)
     for i in range(i0, i1, 2):
         i_ = min(i + 1, i1 - 1)
+        xa, xb = x[xr[i]], x[xr[i_]]
         s0 = b[jb] - b[jb]  # a zero of w's dtype
         s1 = s2 = s3 = t0 = t1 = t2 = t3 = s0
         for k in range(n_in):
-            p, q = x[i, k], x[i_, k]
+            p, q = xa[k], xb[k]
             w0, w1, w2, w3 = w[jb, k], w[j1, k], w[j2, k], w[j3, k]
             s0 += p * w0
             s1 += p * w1
@@ -324,9 +328,9 @@ def _look_ahead(w, b, x, out, act, i0, i1, jb, je):
 
 
 @backend.jit(fastmath=_FAST)
-def _look_ahead5(w, b, x, out, act, i0, i1, jb, je):
+def _look_ahead5(w, b, x, xr, out, act, i0, i1, jb, je):
     """The forward pass through rows jb <= j < je for examples i0 <= i < i1:
-    out[i, j] = act(x[i] · w[j] + b[j]) (raw z for softmax).
+    out[i, j] = act(x[xr[i]] · w[j] + b[j]) (raw z for softmax).
 
     ``_look_ahead`` for CPUs with 32 vector registers (AVX-512): blocked 5 examples x 4
     rows, twenty running sums in registers, each loaded weight used five times."""
@@ -334,11 +338,12 @@ def _look_ahead5(w, b, x, out, act, i0, i1, jb, je):
     j1, j2, j3 = min(jb + 1, je - 1), min(jb + 2, je - 1), min(jb + 3, je - 1)
     for i in range(i0, i1, 5):
         ia, ib, ic, id_ = min(i + 1, i1 - 1), min(i + 2, i1 - 1), min(i + 3, i1 - 1), min(i + 4, i1 - 1)
+        xa, xb, xc, xd, xe = x[xr[i]], x[xr[ia]], x[xr[ib]], x[xr[ic]], x[xr[id_]]
         s0 = b[jb] - b[jb]  # a zero of w's dtype
         s1 = s2 = s3 = t0 = t1 = t2 = t3 = u0 = u1 = u2 = u3 = s0
         v0 = v1 = v2 = v3 = r0 = r1 = r2 = r3 = s0
         for k in range(n_in):
-            p, q, o, g, h = x[i, k], x[ia, k], x[ib, k], x[ic, k], x[id_, k]
+            p, q, o, g, h = xa[k], xb[k], xc[k], xd[k], xe[k]
             w0, w1, w2, w3 = w[jb, k], w[j1, k], w[j2, k], w[j3, k]
             s0 += p * w0
             s1 += p * w1
@@ -376,10 +381,10 @@ _CHUNK = 20  # examples whose inputs stay in cache while the rows stream past th
 
 
 @backend.jit(fastmath=_FAST)
-def _rows(w, b, d, a_in, scale, kind, decay, x, out, act, j0, j1):
-    """Rows j0 <= j < j1 of one layer: learn from this mini-batch (``a_in``, ``d``;
-    skipped when ``a_in`` has no rows), then look ahead: the next mini-batch's (``x``)
-    forward pass through the updated rows, into ``out``.
+def _rows(w, b, d, a_in, ar, scale, kind, decay, x, xr, out, act, j0, j1):
+    """Rows j0 <= j < j1 of one layer: learn from this mini-batch (inputs a_in[ar[i]],
+    deltas ``d``; skipped when ``ar`` is empty), then look ahead: the next mini-batch's
+    (inputs x[xr[i]]) forward pass through the updated rows, into ``out``.
 
     Small mini-batches go four rows at a time through the update and then, while those
     rows are still in L1 cache, the look-ahead: one pass over w per step instead of
@@ -387,61 +392,61 @@ def _rows(w, b, d, a_in, scale, kind, decay, x, out, act, j0, j1):
     ones go _CHUNK examples at a time across all the rows, so the inputs stay in cache
     instead (256 examples of 784 float64 inputs are 1.6 MB).
     """
-    m, mn = a_in.shape[0], x.shape[0]
+    m, mn = ar.shape[0], xr.shape[0]
     c = np.empty(10, w.dtype)  # scratch for the helpers, allocated once per call
     if m <= _CHUNK and mn <= _CHUNK:
         for jb in range(j0, j1, 4):
             je = min(jb + 4, j1)
             if m > 0:
                 _penalty_and_bias(w, b, d, scale, kind, decay, jb, je, c)
-                _update(w, d, a_in, scale, 0, m, jb, je, c)
-            _forward_block(w, b, x, out, act, 0, mn, jb, je)
+                _update(w, d, a_in, ar, scale, 0, m, jb, je, c)
+            _forward_block(w, b, x, xr, out, act, 0, mn, jb, je)
         return
     if m > 0:
         for jb in range(j0, j1, 4):
             _penalty_and_bias(w, b, d, scale, kind, decay, jb, min(jb + 4, j1), c)
     for i0 in range(0, m, _CHUNK):
         for jb in range(j0, j1, 4):
-            _update(w, d, a_in, scale, i0, min(m, i0 + _CHUNK), jb, min(jb + 4, j1), c)
+            _update(w, d, a_in, ar, scale, i0, min(m, i0 + _CHUNK), jb, min(jb + 4, j1), c)
     for i0 in range(0, mn, _CHUNK):
         for jb in range(j0, j1, 4):
-            _forward_block(w, b, x, out, act, i0, min(mn, i0 + _CHUNK), jb, min(jb + 4, j1))
+            _forward_block(w, b, x, xr, out, act, i0, min(mn, i0 + _CHUNK), jb, min(jb + 4, j1))
 
 
 @backend.jit(fastmath=_FAST, inline="always")
-def _update(w, d, a_in, scale, i0, i1, jb, je, c):
+def _update(w, d, a_in, ar, scale, i0, i1, jb, je, c):
     """BP4 for a block of at most four rows, by the kernel that suits this CPU and dtype."""
     if _WIDE and w.itemsize == 8 and je - jb == 4:
-        _learn4(w, d, a_in, scale, i0, i1, jb, c)
+        _learn4(w, d, a_in, ar, scale, i0, i1, jb, c)
     else:
-        _learn(w, d, a_in, scale, i0, i1, jb, je, c)
+        _learn(w, d, a_in, ar, scale, i0, i1, jb, je, c)
 
 
 @backend.jit(fastmath=_FAST, inline="always")
-def _forward_block(w, b, x, out, act, i0, i1, jb, je):
+def _forward_block(w, b, x, xr, out, act, i0, i1, jb, je):
     """The look-ahead for a block of at most four rows, by the kernel that suits this CPU."""
     if _WIDE:
-        _look_ahead5(w, b, x, out, act, i0, i1, jb, je)
+        _look_ahead5(w, b, x, xr, out, act, i0, i1, jb, je)
     else:
-        _look_ahead(w, b, x, out, act, i0, i1, jb, je)
+        _look_ahead(w, b, x, xr, out, act, i0, i1, jb, je)
 
 
 _PARALLEL_MIN = 100_000  # multiply-adds in a layer's step below which one thread is faster
 
 
 @backend.jit(fastmath=_FAST, parallel=True)
-def _layer(w, b, d, a_in, scale, kind, decay, x, out, act, nt):
+def _layer(w, b, d, a_in, ar, scale, kind, decay, x, xr, out, act, nt):
     """``_rows`` over a whole layer; large layers are split into ``nt`` bands of rows,
     one per thread, so each core keeps its band of w in its own cache."""
     n_out, n_in = w.shape
     blocks = (n_out + 3) // 4
     parts = min(nt, blocks)
-    if parts > 1 and (a_in.shape[0] + x.shape[0]) * n_in * n_out >= _PARALLEL_MIN:
+    if parts > 1 and (ar.shape[0] + xr.shape[0]) * n_in * n_out >= _PARALLEL_MIN:
         for t in backend.prange(parts):
-            _rows(w, b, d, a_in, scale, kind, decay, x, out, act,
+            _rows(w, b, d, a_in, ar, scale, kind, decay, x, xr, out, act,
                   4 * (blocks * t // parts), min(n_out, 4 * (blocks * (t + 1) // parts)))
     else:
-        _rows(w, b, d, a_in, scale, kind, decay, x, out, act, 0, n_out)
+        _rows(w, b, d, a_in, ar, scale, kind, decay, x, xr, out, act, 0, n_out)
     if act == _SOFTMAX:
         _softmax_rows(out)
 
@@ -456,38 +461,41 @@ def _prefetch_rows(X, perm, i0, i1):
 
 
 @backend.jit(fastmath=_FAST)
-def _gather(X, Y, perm, start, m, x, y):
-    """x[i], y[i] = X[perm[start + i]], Y[perm[start + i]] for i < m.  Element loops:
-    numba's row-slice assignment ran 2.3x slower (1.9 against 0.8 µs for ten cached
-    784-float64 rows)."""
+def _gather(Y, perm, start, m, y):
+    """y[i] = Y[perm[start + i]] for i < m: a mini-batch's targets.  (Its inputs are not
+    copied: the first layer reads the rows of X through perm.)"""
     for i in range(m):
         r = perm[start + i]
-        for k in range(X.shape[1]):
-            x[i, k] = X[r, k]
         for k in range(Y.shape[1]):
             y[i, k] = Y[r, k]
 
 
 @backend.jit(fastmath=_FAST)
 def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, cost,
-                 AB, D, ybuf, nt):
-    """Mini-batches perm[start:start+mb], ... < stop.  AB[0] and AB[1] take turns
-    holding the activations of the mini-batch being learnt (A) and of the next one (B)."""
+                 HH, D, ybuf, rows, nt):
+    """Mini-batches perm[start:start+mb], ... < stop.  HH[0] and HH[1] take turns
+    holding the activations (H[l]: layer l's output) of the mini-batch being learnt (A)
+    and of the next one (B).  The first layer reads its inputs straight from X's rows
+    through perm; ``rows`` (0, 1, ..., mb-1) indexes the other layers' inputs."""
     L = len(ws)
-    A = AB[0]
     decay = eta * lmbda_n
-    none = A[0][:0]  # no rows: ``_layer`` skips the update
-    _prefetch_rows(X, perm, start + mb, min(start + 2 * mb, stop))
+    none = rows[:0]  # no examples: ``_layer`` skips the update
+    _prefetch_rows(X, perm, start, min(start + 2 * mb, stop))
     m = min(mb, stop - start)
-    _gather(X, Y, perm, start, m, A[0], ybuf[0])
-    for l in range(L):  # the first mini-batch's forward pass
-        _layer(ws[l], bs[l], D[l], none, eta, kind, decay, A[l][:m], A[l + 1][:m], acts[l], nt)
+    _gather(Y, perm, start, m, ybuf[0])
+    A = HH[0]
+    # The first mini-batch's forward pass.
+    _layer(ws[0], bs[0], D[0], X, none, eta, kind, decay, X, perm[start:start + m], A[0][:m],
+           acts[0], nt)
+    for l in range(1, L):
+        _layer(ws[l], bs[l], D[l], A[l - 1], none, eta, kind, decay, A[l - 1], rows[:m],
+               A[l][:m], acts[l], nt)
     batch = 0
     for s in range(start, stop, mb):
         cur = batch % 2
-        A, B = AB[cur], AB[1 - cur]
+        A, B = HH[cur], HH[1 - cur]
         y = ybuf[cur, :m]
-        out = A[L][:m]
+        out = A[L - 1][:m]
         dL = D[L - 1][:m]
         finite = True
         for i in range(m):  # BP1
@@ -502,15 +510,18 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
             _times_prime(dL, out, acts[L - 1])
         for l in range(L - 1, 0, -1):  # BP2
             _backward(D[l][:m], ws[l], D[l - 1][:m])
-            _times_prime(D[l - 1][:m], A[l][:m], acts[l - 1])
+            _times_prime(D[l - 1][:m], A[l - 1][:m], acts[l - 1])
         # Ask for the mini-batch after next now: its rows of X (random rows of a large
         # array, ~100 ns each from memory) arrive while this step computes.
         _prefetch_rows(X, perm, s + 2 * mb, min(s + 3 * mb, stop))
         mn = max(0, min(mb, stop - s - mb))  # the next mini-batch's size
-        _gather(X, Y, perm, s + mb, mn, B[0], ybuf[1 - cur])
-        for l in range(L):  # BP3, BP4 and the update, fused with the next forward pass
-            _layer(ws[l], bs[l], D[l][:m], A[l][:m], eta / m, kind, decay,
-                   B[l][:mn], B[l + 1][:mn], acts[l], nt)
+        _gather(Y, perm, s + mb, mn, ybuf[1 - cur])
+        # BP3, BP4 and the update, fused with the next mini-batch's forward pass.
+        _layer(ws[0], bs[0], D[0][:m], X, perm[s:s + m], eta / m, kind, decay,
+               X, perm[s + mb:s + mb + mn], B[0][:mn], acts[0], nt)
+        for l in range(1, L):
+            _layer(ws[l], bs[l], D[l][:m], A[l - 1], rows[:m], eta / m, kind, decay,
+                   B[l - 1], rows[:mn], B[l][:mn], acts[l], nt)
         m = mn
         batch += 1
     return -1
@@ -528,10 +539,11 @@ def forward(net, x):
     loop's forward kernel (blocked, rows shared among threads), for evaluation."""
     x = np.ascontiguousarray(x)
     nt = threads()
+    rows = np.arange(len(x))
     for l in net.layers:
         out = np.empty((len(x), l.n_out), x.dtype)
         nothing = np.empty((0, l.n_out), x.dtype)  # no update: only the forward pass runs
-        _layer(l.w, l.b, nothing, np.empty((0, l.n_in), x.dtype), 0.0, 0, 0.0, x, out,
+        _layer(l.w, l.b, nothing, x, rows[:0], 0.0, 0, 0.0, x, rows, out,
                _ACT[l.activation], nt)
         x = out
     return x

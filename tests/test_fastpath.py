@@ -165,6 +165,8 @@ def test_fused_forward_equals_layer_by_layer_forward(hidden, out, cost, reg, lmb
 
 # Each CPU runs one blocking of the update and forward kernels (wider ones with AVX-512's
 # 32 vector registers); the tests run every blocking directly, so all are checked here.
+# The kernels read example i's input from row rows[i] (the first layer reads the training
+# set through the shuffled order): shuffled rows here.
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("m", [1, 4, 5, 7, 10, 13, 20])
 @pytest.mark.parametrize("kernel", ["_look_ahead", "_look_ahead5"])
@@ -172,11 +174,12 @@ def test_forward_kernels_equal_the_matrix_product(kernel, m, dtype, tol, rng):
     n_out, n_in = 7, 37
     w = rng.standard_normal((n_out, n_in)).astype(dtype)
     b = rng.standard_normal(n_out).astype(dtype)
-    x = rng.standard_normal((m, n_in)).astype(dtype)
+    x = rng.standard_normal((30, n_in)).astype(dtype)
+    rows = rng.permutation(30)[:m]
     out = np.full((m, n_out), np.nan, dtype)
     for jb in range(0, n_out, 4):  # blocks of four rows, the last one short
-        getattr(fastpath, kernel)(w, b, x, out, fastpath._TANH, 0, m, jb, min(jb + 4, n_out))
-    np.testing.assert_allclose(out, np.tanh(x @ w.T + b), rtol=tol, atol=tol)
+        getattr(fastpath, kernel)(w, b, x, rows, out, fastpath._TANH, 0, m, jb, min(jb + 4, n_out))
+    np.testing.assert_allclose(out, np.tanh(x[rows] @ w.T + b), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
@@ -186,12 +189,13 @@ def test_update_kernels_equal_the_matrix_product(kernel, i0, i1, dtype, tol, rng
     n_out, n_in = 8, 37
     w = rng.standard_normal((n_out, n_in)).astype(dtype)
     d = rng.standard_normal((20, n_out)).astype(dtype)
-    a = rng.standard_normal((20, n_in)).astype(dtype)
-    want = w - 0.1 * d[i0:i1].T @ a[i0:i1]
+    a = rng.standard_normal((40, n_in)).astype(dtype)
+    rows = rng.permutation(40)[:20]
+    want = w - 0.1 * d[i0:i1].T @ a[rows[i0:i1]]
     c = np.empty(10, dtype)
     for jb in (0, 4):
         if kernel == "_learn4":
-            fastpath._learn4(w, d, a, dtype(0.1), i0, i1, jb, c)
+            fastpath._learn4(w, d, a, rows, dtype(0.1), i0, i1, jb, c)
         else:
-            fastpath._learn(w, d, a, dtype(0.1), i0, i1, jb, jb + 4, c)
+            fastpath._learn(w, d, a, rows, dtype(0.1), i0, i1, jb, jb + 4, c)
     np.testing.assert_allclose(w, want, rtol=tol, atol=tol)
