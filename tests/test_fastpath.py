@@ -199,3 +199,17 @@ def test_update_kernels_equal_the_matrix_product(kernel, i0, i1, dtype, tol, rng
         else:
             fastpath._learn(w, d, a, rows, dtype(0.1), i0, i1, jb, jb + 4, c)
     np.testing.assert_allclose(w, want, rtol=tol, atol=tol)
+
+
+def test_fused_training_reads_read_only_inputs_in_place(rng):
+    # The first layer reads the training set's own rows (no copy), so inputs that numpy
+    # marks read-only (np.load(mmap_mode="r"), frombuffer) must train the same.
+    x, y = data(rng, n=57, n_in=300, n_out=10)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    nets = [big_net(np.float64), big_net(np.float64)]
+    nets[0].SGD((x, y), 2, 10, 0.5, verbose=False)
+    nets[1].SGD((frozen, y), 2, 10, 0.5, verbose=False)
+    for a, b in zip(*(n.layers for n in nets)):
+        np.testing.assert_array_equal(a.w, b.w)
+    np.testing.assert_array_equal(frozen, x)  # and left untouched
