@@ -177,9 +177,10 @@ def test_forward_kernels_equal_the_matrix_product(kernel, m, dtype, tol, rng):
     x = rng.standard_normal((30, n_in)).astype(dtype)
     rows = rng.permutation(30)[:m]
     out = np.full((m, n_out), np.nan, dtype)
+    s = dtype(0.75)  # the layer's weights are s·w (L2's decay kept as a scale)
     for jb in range(0, n_out, 4):  # blocks of four rows, the last one short
-        getattr(fastpath, kernel)(w, b, x, rows, out, fastpath._TANH, 0, m, jb, min(jb + 4, n_out))
-    np.testing.assert_allclose(out, np.tanh(x[rows] @ w.T + b), rtol=tol, atol=tol)
+        getattr(fastpath, kernel)(w, b, x, rows, out, fastpath._TANH, s, 0, m, jb, min(jb + 4, n_out))
+    np.testing.assert_allclose(out, np.tanh(x[rows] @ (s * w).T + b), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
@@ -213,3 +214,21 @@ def test_fused_training_reads_read_only_inputs_in_place(rng):
     for a, b in zip(*(n.layers for n in nets)):
         np.testing.assert_array_equal(a.w, b.w)
     np.testing.assert_array_equal(frozen, x)  # and left untouched
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
+@pytest.mark.parametrize("lmbda", [200.0, 500.0])
+def test_fused_l2_scale_folds_back_into_the_weights(lmbda, dtype, tol, rng):
+    # The fused loop keeps L2's decay as a per-layer scale (weights = s·w).  λ = 200
+    # (1 - ηλ/n = 0.42 a step) takes s below the fold-in threshold within an epoch's run
+    # of 11 mini-batches, and λ = 500 makes the factor negative (w flips sign every step,
+    # as in the reference): both must match the reference w *= 1 - ηλ/n step by step.
+    x, y = data(rng)
+    x = x.astype(dtype)
+    fast, ref = (make_net("sigmoid", "sigmoid", "cross-entropy", dtype) for _ in range(2))
+    fast.SGD((x, y), 2, 10, 0.3, lmbda=lmbda, verbose=False)
+    ref.SGD((x, y), 2, 10, 0.3, lmbda=lmbda, verbose=False, fast=False)
+    assert abs(1 - 0.3 * lmbda / len(x)) ** 11 < fastpath._RESCALE_BELOW  # the fold-in happens
+    for lf, lr in zip(fast.layers, ref.layers):
+        np.testing.assert_allclose(lf.w, lr.w, rtol=tol, atol=tol)
+        np.testing.assert_allclose(lf.b, lr.b, rtol=tol, atol=tol)
