@@ -579,7 +579,8 @@ def forward(net, x):
     for l in net.layers:
         out = np.empty((len(x), l.n_out), x.dtype)
         nothing = np.empty((0, l.n_out), x.dtype)  # no update: only the forward pass runs
-        _layer(l.w, l.b, nothing, x, rows[:0], 0.0, 0, 0.0, 1.0, x, rows, out,
+        # scale 1 in the weights' dtype: the same compiled _layer as training uses
+        _layer(l.w, l.b, nothing, x, rows[:0], 0.0, 0, 0.0, x.dtype.type(1), x, rows, out,
                _ACT[l.activation], nt)
         x = out
     return x
