@@ -537,11 +537,21 @@ _PARALLEL_MIN = 100_000  # multiply-adds in a layer's step below which one threa
 @backend.jit(fastmath=_FAST, parallel=True)
 def _layer(w, b, d, a_in, ar, scale, kind, decay, s, x, xr, out, act, nt):
     """``_rows`` over a whole layer; large layers are split into ``nt`` bands of rows,
-    one per thread, so each core keeps its band of w in its own cache."""
+    one per thread, so each core keeps its band of w in its own cache.  A forward pass
+    alone over many examples (evaluation) is split by examples instead: each thread then
+    reads only its share of the inputs, which stream from memory, while w stays cached."""
     n_out, n_in = w.shape
     blocks = (n_out + 3) // 4
     parts = min(nt, blocks)
-    if parts > 1 and (ar.shape[0] + xr.shape[0]) * n_in * n_out >= _PARALLEL_MIN:
+    mn = xr.shape[0]
+    if nt > 1 and ar.shape[0] == 0 and mn >= 4 * _CHUNK and mn * n_in * n_out >= _PARALLEL_MIN:
+        chunks = mn // _CHUNK  # whole chunks per thread, the remainder to the last one
+        for t in backend.prange(nt):
+            i0 = _CHUNK * (chunks * t // nt)
+            i1 = mn if t == nt - 1 else _CHUNK * (chunks * (t + 1) // nt)
+            _rows(w, b, d, a_in, ar, scale, kind, decay, s, x, xr[i0:i1], out[i0:i1], act,
+                  0, n_out)
+    elif parts > 1 and (ar.shape[0] + mn) * n_in * n_out >= _PARALLEL_MIN:
         for t in backend.prange(parts):
             _rows(w, b, d, a_in, ar, scale, kind, decay, s, x, xr, out, act,
                   4 * (blocks * t // parts), min(n_out, 4 * (blocks * (t + 1) // parts)))

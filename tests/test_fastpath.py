@@ -149,9 +149,10 @@ def test_workers_forked_after_threaded_training_still_train():
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("hidden, out, cost, reg, lmbda", CASES)
-def test_fused_forward_equals_layer_by_layer_forward(hidden, out, cost, reg, lmbda, dtype, tol, rng):
+@pytest.mark.parametrize("n", [77, 1003])  # odd, not multiples of 16 or 20; 1003: split by examples
+def test_fused_forward_equals_layer_by_layer_forward(hidden, out, cost, reg, lmbda, n, dtype, tol, rng):
     net = make_net(hidden, out, cost, dtype, sizes=(300, 37, 6, 4))
-    x = rng.random((77, 300)).astype(dtype)  # 77: odd, and not a multiple of 16
+    x = rng.random((n, 300)).astype(dtype)
     assert fastpath.can_forward(net, x)
     fast = fastpath.forward(net, x)
     ref = x
@@ -264,3 +265,29 @@ def test_only_the_given_block_is_squashed(rng):
     inside[1:4, 2:7] = True
     np.testing.assert_array_equal(a[~inside], before[~inside])
     np.testing.assert_allclose(a[inside], 1 / (1 + np.exp(-before[inside])), rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("act", [fastpath._SIGMOID, fastpath._RELU, fastpath._SOFTMAX])
+def test_evaluation_split_among_threads_gives_the_same_bits(act, dtype, rng):
+    """A forward pass alone over many examples shares the examples among the threads; each
+    example's outputs come from the same sums whatever the split."""
+    w = rng.standard_normal((30, 200)).astype(dtype)
+    b = rng.standard_normal(30).astype(dtype)
+    x = rng.standard_normal((1013, 200)).astype(dtype)
+    rows = rng.permutation(1013)
+    outs = []
+    for nt in (1, 2, 3):
+        out = np.full((1013, 30), np.nan, dtype)
+        fastpath._layer(w, b, np.empty((0, 30), dtype), x, rows[:0], dtype(0), 0, 0.0, dtype(1),
+                        x, rows, out, act, nt)
+        outs.append(out)
+    z = x[rows] @ w.T + b
+    want = {fastpath._SIGMOID: 1 / (1 + np.exp(-z)), fastpath._RELU: np.maximum(z, 0),
+            fastpath._SOFTMAX: np.exp(z - z.max(1, keepdims=True))}[act]
+    if act == fastpath._SOFTMAX:
+        want /= want.sum(1, keepdims=True)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(outs[0], want, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(outs[1], outs[0])
+    np.testing.assert_array_equal(outs[2], outs[0])
