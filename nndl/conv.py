@@ -119,7 +119,7 @@ class _Conv:
             raise RuntimeError(f"{type(self).__name__}.backward: no stored forward pass; "
                                "call forward() on this batch first")
         xp = backend.xp(dz)
-        xp.matmul(dz, self.cols.T, out=self.nabla_w.reshape(K, C * kh * kw))  # BP4: δ colsᵀ
+        kernels.matmul_nt(dz, self.cols, out=self.nabla_w.reshape(K, C * kh * kw))  # BP4: δ colsᵀ
         if not self.input_grad:
             return None
         w2 = self.w.reshape(K, C * kh * kw)

@@ -230,3 +230,26 @@ def test_kernels_on_cupy_equal_numpy(rng):
     np.testing.assert_array_equal(cp.asnumpy(vg), v)
     np.testing.assert_array_equal(cp.asnumpy(kernels.maxpool_backward(vg, ag, 2)),
                                   kernels.maxpool_backward(v, a, 2))
+
+
+# (M, N, K): long K runs numba's _dot_rows (edges of 1-3 rows, several stretches of K);
+# the last two shapes are BLAS's (a short K; operands too big for the cache).
+@needs_numba
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+@pytest.mark.parametrize("M, N, K", [(20, 25, 5760), (1, 1, 9), (5, 7, 3 * kernels._DOT_CHUNK + 11),
+                                     (4, 8, 64), (40, 500, 640), (1, 1, 2_200_000)])
+def test_matmul_nt_equals_the_matrix_product(M, N, K, dtype, tol, rng):
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((N, K)).astype(dtype)
+    out = np.full((M, N), np.nan, dtype)
+    assert kernels.matmul_nt(a, b, out) is out
+    want = a.astype(np.float64) @ b.astype(np.float64).T
+    np.testing.assert_allclose(out, want, rtol=tol, atol=tol * np.sqrt(K))
+
+
+def test_matmul_nt_long_rows_use_the_row_kernel(rng, monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernels, "_dot_rows", lambda *args: calls.append(args[0].shape))
+    kernels.matmul_nt(rng.random((2, 100)), rng.random((3, 100)), np.empty((2, 3)))
+    kernels.matmul_nt(rng.random((20, 100)), rng.random((30, 100)), np.empty((20, 30)))
+    assert calls == ([(2, 100)] if backend.HAS_NUMBA else [])
