@@ -9,7 +9,7 @@ and the update rule of :mod:`nndl.optimizers`), the same shuffled order, no Pyth
 step, no allocation per step.  The layer-by-layer numpy code in :mod:`nndl.layers` stays
 the reference; ``tests/test_fastpath.py`` checks the two agree.
 
-Three things make it faster than the same equations as separate matrix products:
+Four things make it faster than the same equations as separate matrix products:
 
 * Look-ahead.  Each row of a layer's weights is updated and then, while it is still in
   L1 cache, used for the *next* mini-batch's forward pass through that layer (updates
@@ -23,6 +23,9 @@ Three things make it faster than the same equations as separate matrix products:
 * Threads.  A large layer's rows are split into one band per thread (numba's OpenMP
   threads, ``NUMBA_NUM_THREADS``); each core keeps its band in its own cache and the
   bands never share a row, so the result is bit-for-bit the same for any thread count.
+* A vectorised sigmoid.  The kernels leave z in place and squash a band of the layer at
+  once with their own exp (``_sigmoid_rows``): a libm call per value would keep the
+  loop scalar (W1/W2 steps 6-10% faster).
 
 Supported: activations sigmoid / tanh / ReLU / identity in every layer, softmax on the
 output; the quadratic cost with an elementwise output, cross-entropy with a sigmoid
