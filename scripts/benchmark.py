@@ -13,7 +13,7 @@ Times are seconds per epoch (the loop runs on a slice and is scaled up, as marke
 medians of the repetitions.  Ratios compare implementations measured in this same run,
 which is what to trust on a machine whose speed drifts.
 
-    python scripts/benchmark.py --quick          # about a minute
+    python scripts/benchmark.py --quick          # 1-3 minutes
     python scripts/benchmark.py                  # everything, incl. peak memory
     python scripts/benchmark.py --backend cupy   # on a GPU: nndl on CuPy vs PyTorch on CUDA
 """
@@ -392,7 +392,7 @@ def peak_rss_mb(code):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="fewer samples and repetitions (~1 minute)")
+    p.add_argument("--quick", action="store_true", help="fewer samples and repetitions (1-3 minutes)")
     p.add_argument("--reps", type=int, help="repetitions per measurement (median taken)")
     p.add_argument("--dtypes", default="float64,float32")
     p.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
