@@ -173,10 +173,9 @@ _EXACT = _FAST - {"reassoc"}
 
 
 @backend.jit(fastmath=_EXACT)
-def _sigmoid64(a):
-    """a = σ(a) for a contiguous float64 vector (see above)."""
+def _sigmoid64(a, bits):
+    """a = σ(a) for a contiguous float64 vector (see above); ``bits``: int64 scratch, as long."""
     n = a.shape[0]
-    bits = np.empty(n, np.int64)
     for j in range(n):
         v = a[j]
         x = -min(abs(v), 708.0)
@@ -207,10 +206,9 @@ def _sigmoid64(a):
 
 
 @backend.jit(fastmath=_EXACT)
-def _sigmoid32(a):
-    """a = σ(a) for a contiguous float32 vector (see above)."""
+def _sigmoid32(a, bits):
+    """a = σ(a) for a contiguous float32 vector (see above); ``bits``: int32 scratch, as long."""
     n = a.shape[0]
-    bits = np.empty(n, np.int32)
     one = np.float32(1.0)
     for j in range(n):
         v = a[j]
@@ -237,12 +235,15 @@ def _sigmoid32(a):
 
 @backend.jit(fastmath=_FAST)
 def _sigmoid_rows(a, i0, i1, j0, j1):
-    """a[i, j] = σ(a[i, j]) for i0 <= i < i1, j0 <= j < j1."""
-    for i in range(i0, i1):
-        if a.itemsize == 8:
-            _sigmoid64(a[i, j0:j1])
-        else:
-            _sigmoid32(a[i, j0:j1])
+    """a[i, j] = σ(a[i, j]) for i0 <= i < i1, j0 <= j < j1 (one scratch for all rows)."""
+    if a.itemsize == 8:
+        bits64 = np.empty(j1 - j0, np.int64)
+        for i in range(i0, i1):
+            _sigmoid64(a[i, j0:j1], bits64)
+    else:
+        bits32 = np.empty(j1 - j0, np.int32)
+        for i in range(i0, i1):
+            _sigmoid32(a[i, j0:j1], bits32)
 
 
 @backend.jit(fastmath=_FAST)
