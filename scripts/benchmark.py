@@ -10,8 +10,10 @@ implementation that supports it:
 * ``torch``   -- PyTorch eager on the CPU (if installed), same threads, same step.
 
 Times are seconds per epoch (the loop runs on a slice and is scaled up, as marked),
-medians of the repetitions.  Ratios compare implementations measured in this same run,
-which is what to trust on a machine whose speed drifts.
+medians of the repetitions.  Ratios are medians of paired ratios: within each
+repetition the implementations run back to back, and each repetition's nndl time is
+divided by the other's; "torch range" is the smallest and largest of those ratios.
+That is what to trust on a machine whose speed drifts.
 
     python scripts/benchmark.py --quick          # 1-3 minutes
     python scripts/benchmark.py                  # everything, incl. peak memory
@@ -330,13 +332,13 @@ def gpu_main(args):
         run_nndl_gpu(w, X[: 4 * mb], y[: 4 * mb], mb, dtype)  # compile the CuPy kernels
         if torch_cuda:
             run_torch(w, X[: 4 * mb], y[: 4 * mb], mb, dtype, "cuda")
-        med = median_times(jobs, reps)
+        med, runs = median_times(jobs, reps)
         label = f"{name} mb{mb}"
         for impl, secs in med.items():
             results.append(dict(workload=name, mini_batch=mb, dtype=str(dtype), impl=impl,
                                 backend="cupy", seconds=secs, samples_per_s=w["n"] / secs))
-            ratio = f"{med['nndl-cupy'] / med['torch-cuda']:.2f}" \
-                if impl == "nndl-cupy" and "torch-cuda" in med else ""
+            ratio = f"{paired_ratio(runs, 'nndl-cupy', 'torch-cuda')[0]:.2f}" \
+                if impl == "nndl-cupy" and "torch-cuda" in runs else ""
             print(f"{label:<16}{impl:<12}{secs:>9.3f}{w['n'] / secs:>11.0f}{ratio:>9}")
             label = ""
     for name in ("W1", "W3"):
@@ -347,13 +349,13 @@ def gpu_main(args):
         jobs = {"nndl-cupy": (lambda: infer_nndl_gpu(w, X, dtype), 1.0)}
         if torch_cuda:
             jobs["torch-cuda"] = (lambda: infer_torch(w, X, dtype, "cuda"), 1.0)
-        med = median_times(jobs, max(reps, 3))
+        med, runs = median_times(jobs, max(reps, 3))
         label = f"W5 infer {name}"
         for impl, secs in med.items():
             results.append(dict(workload=f"W5-{name}", dtype=str(dtype), impl=impl, backend="cupy",
                                 seconds=secs))
-            ratio = f"{med['nndl-cupy'] / med['torch-cuda']:.2f}" \
-                if impl == "nndl-cupy" and "torch-cuda" in med else ""
+            ratio = f"{paired_ratio(runs, 'nndl-cupy', 'torch-cuda')[0]:.2f}" \
+                if impl == "nndl-cupy" and "torch-cuda" in runs else ""
             print(f"{label:<16}{impl:<12}{secs:>9.3f}{10_000 / secs:>11.0f}{ratio:>9}")
             label = ""
     if args.json:
@@ -367,17 +369,28 @@ SETTLE_S = 0.5  # pause before each measurement (see median_times)
 
 
 def median_times(jobs, reps):
-    """jobs: name -> (fn, scale).  Run them interleaved ``reps`` times; median x scale.
+    """jobs: name -> (fn, scale).  Run them interleaved ``reps`` times.
 
-    Each run starts after a short pause: OpenMP and BLAS worker threads keep spinning
-    for a while after their last task, and on a 2-core machine the spinning threads of
-    the implementation that ran just before would take a core from the next one."""
-    times = {name: [] for name in jobs}
+    Returns (medians, runs): each job's median x scale, and its list of runs, in order,
+    for :func:`paired_ratio`.  Each run starts after a short pause: OpenMP and BLAS
+    worker threads keep spinning for a while after their last task, and on a 2-core
+    machine the spinning threads of the implementation that ran just before would take
+    a core from the next one."""
+    runs = {name: [] for name in jobs}
     for _ in range(reps):
         for name, (fn, scale) in jobs.items():
             time.sleep(SETTLE_S)
-            times[name].append(fn() * scale)
-    return {name: float(np.median(v)) for name, v in times.items()}
+            runs[name].append(fn() * scale)
+    return {name: float(np.median(v)) for name, v in runs.items()}, runs
+
+
+def paired_ratio(runs, a, b):
+    """(median, min, max) of runs[a][i] / runs[b][i]: each repetition's two runs are
+    seconds apart, so a stretch in which the machine runs slower (it has some, lasting
+    seconds to minutes) moves both; the ratio of the two medians would mix runs from
+    different stretches."""
+    r = np.asarray(runs[a]) / np.asarray(runs[b])
+    return float(np.median(r)), float(r.min()), float(r.max())
 
 
 def peak_rss_mb(code):
@@ -421,7 +434,7 @@ def main(argv=None):
         peak = peak_gflops(dtype)
         print(f"\n== {dtype}: peak matmul {peak:.0f} GFLOP/s (2048^3, numpy) ==")
         print(f"{'workload':<16}{'impl':<7}{'s/epoch':>9}{'samples/s':>11}{'x torch':>9}{'x numpy':>9}"
-              f"{'x loop':>8}{'x floor':>9}")
+              f"{'x loop':>8}{'x floor':>9}{'torch range':>13}")
         for name, mb in PLAN:
             if only and name not in only:
                 continue
@@ -438,17 +451,20 @@ def main(argv=None):
             if torch_ok:
                 jobs["torch"] = (lambda: run_torch(w, X, y, mb, dtype), scale)
             run_nndl(w, X[: 4 * mb], y[: 4 * mb], mb, dtype)  # compile / warm up
-            med = median_times(jobs, reps)
+            med, runs = median_times(jobs, reps)
             flops = mlp_flops(w["sizes"], w["n"]) if w["kind"] == "mlp" else conv_flops(w["n"])
             floor = flops / (peak * 1e9)
             label = f"{name} mb{mb}"
             for impl, secs in med.items():
                 row = dict(workload=name, mini_batch=mb, dtype=str(dtype), impl=impl, seconds=secs,
-                           samples_per_s=w["n"] / secs, floor_seconds=floor)
+                           samples_per_s=w["n"] / secs, floor_seconds=floor, runs=runs[impl])
+                ratios = {o: paired_ratio(runs, "nndl", o) for o in runs if impl == "nndl" and o != "nndl"}
+                row.update({f"x_{o}": q[0] for o, q in ratios.items()})
                 results.append(row)
-                r = lambda other: f"{med['nndl'] / med[other]:.2f}" if impl == "nndl" and other in med else ""
+                r = lambda other: f"{ratios[other][0]:.2f}" if other in ratios else ""
+                span = "{:.2f}-{:.2f}".format(*ratios["torch"][1:]) if "torch" in ratios and reps > 1 else ""
                 print(f"{label:<16}{impl:<7}{secs:>9.3f}{w['n'] / secs:>11.0f}{r('torch'):>9}{r('numpy'):>9}"
-                      f"{r('loop'):>8}{secs / floor if impl == 'nndl' else float('nan'):>9.1f}")
+                      f"{r('loop'):>8}{secs / floor if impl == 'nndl' else float('nan'):>9.1f}{span:>13}")
                 label = ""
         for name in ("W1", "W3"):
             if only and name not in only:
@@ -458,15 +474,20 @@ def main(argv=None):
             jobs = {"nndl": (lambda: infer_nndl(w, X, dtype), 1.0)}
             if torch_ok:
                 jobs["torch"] = (lambda: infer_torch(w, X, dtype), 1.0)
-            med = median_times(jobs, max(reps, 3))
+            med, runs = median_times(jobs, max(reps, 3))
             floor = inference_flops(w, 10_000) / (peak * 1e9)
             label = f"W5 infer {name}"
             for impl, secs in med.items():
-                results.append(dict(workload=f"W5-{name}", dtype=str(dtype), impl=impl, seconds=secs,
-                                    floor_seconds=floor))
-                ratio = f"{med['nndl'] / med['torch']:.2f}" if impl == "nndl" and "torch" in med else ""
+                row = dict(workload=f"W5-{name}", dtype=str(dtype), impl=impl, seconds=secs,
+                           floor_seconds=floor, runs=runs[impl])
+                ratio = span = ""
+                if impl == "nndl" and "torch" in runs:
+                    q = paired_ratio(runs, "nndl", "torch")
+                    row["x_torch"] = q[0]
+                    ratio, span = f"{q[0]:.2f}", f"{q[1]:.2f}-{q[2]:.2f}"
+                results.append(row)
                 print(f"{label:<16}{impl:<7}{secs:>9.3f}{10_000 / secs:>11.0f}{ratio:>9}{'':>9}{'':>8}"
-                      f"{secs / floor if impl == 'nndl' else float('nan'):>9.1f}")
+                      f"{secs / floor if impl == 'nndl' else float('nan'):>9.1f}{span:>13}")
                 label = ""
     if not args.no_memory and not args.quick:
         print("\n== peak RSS, one epoch on the full 50,000 training images (fresh process) ==")
