@@ -354,42 +354,47 @@ class ConvPoolLayer(_Conv, Layer):
         x = _images(a_in, self.input_shape, "ConvPoolLayer")
         xp, K, N = backend.xp(x), self.filter_shape[0], len(x)
         chunk = N if train else self._chunks(x)
-        # Pooling runs on the product's own (K, N, ...) layout, which is contiguous;
-        # only the small pooled result is transposed to (N, K, ...).
+        relu = self.activation is activations.ReLU  # applied in the pooling pass
+        # Pooling runs on the product's own (K, N, ...) layout, which is contiguous, and
+        # writes the four-times-smaller result in (N, K, ...) order, adding the bias.
         if chunk >= N:
-            zt = self._convolve(x)                                    # (K, N·OH·OW)
-            pooled, self.argmax = kernels.maxpool_forward(
-                zt.reshape(K, N, self.OH, self.OW), self.poolsize)           # (K, N, PH, PW)
-            self.z = xp.ascontiguousarray(pooled.transpose(1, 0, 2, 3))      # (N, K, PH, PW)
+            zt = self._convolve(x).reshape(K, N, self.OH, self.OW)
+            self.z, a, self.argmax = kernels.pool_bias_act(zt, self.b, self.poolsize, relu)
         else:  # evaluation of a big batch: a chunk at a time, nothing kept for backward
             self.z = xp.empty((N, K, self.PH, self.PW), x.dtype)
+            a = xp.empty_like(self.z) if relu else self.z
             for k in range(0, N, chunk):
                 n = len(x[k:k + chunk])
-                zt = self._convolve(x[k:k + chunk])
-                pooled = kernels.maxpool_forward(zt.reshape(K, n, self.OH, self.OW), self.poolsize)[0]
-                self.z[k:k + n] = pooled.transpose(1, 0, 2, 3)
+                zt = self._convolve(x[k:k + chunk]).reshape(K, n, self.OH, self.OW)
+                kernels.pool_bias_act(zt, self.b, self.poolsize, relu, z=self.z[k:k + n],
+                                      a=a[k:k + n] if relu else None)
             self.cols = self.argmax = None
-        self.z += self.b[:, None, None]
         self.x_shape = x.shape
-        self.a = self.activation.fn(self.z)
+        self.a = a if relu else self.activation.fn(self.z)
         return self.a
 
     def backward(self, grad_a):
         """∂C/∂a (N, K, PH, PW) -> ∂C/∂a_in, shaped like the input."""
+        if self.activation is activations.ReLU or self.activation is activations.Identity:
+            # σ'(z) is a mask (or 1): applied in the unpooling pass
+            return self._backward(grad_a, relu=self.activation is activations.ReLU)
         delta = self.activation.grad(self.z, self.a, grad_a)                # BP2: ⊙ σ'(z)
         return self.backward_from_delta(delta)
 
     def backward_from_delta(self, delta):
         """δ = ∂C/∂z (N, K, PH, PW) -> ∂C/∂a_in, or None if input_grad is off."""
-        K, N = self.filter_shape[0], len(delta)
-        self.nabla_b = delta.sum(axis=(0, 2, 3))                             # BP3
+        return self._backward(delta, relu=False)
+
+    def _backward(self, grad, relu):
+        """∂C/∂a (relu: masked by z > 0 here) or δ -> nabla_b (BP3), then BP4 and BP2."""
+        K, N = self.filter_shape[0], len(grad)
         if self.argmax is None:
             raise RuntimeError("ConvPoolLayer.backward: no stored forward pass; "
                                "call forward() on this batch first")
-        dz = self._buf.get("dz", delta, (K, N * self.OH * self.OW), delta.dtype)
-        delta_t = backend.xp(delta).ascontiguousarray(delta.transpose(1, 0, 2, 3))  # (K, N, PH, PW)
-        kernels.maxpool_backward(delta_t, self.argmax, self.poolsize,        # δ to each maximum
-                                 out=dz.reshape(K, N, self.OH, self.OW))    # (K, N, OH, OW)
+        dz = self._buf.get("dz", grad, (K, N * self.OH * self.OW), grad.dtype)
+        self.nabla_b = kernels.unpool_bias_act_backward(                     # δ to each maximum
+            grad.reshape(self.z.shape), self.z, self.argmax, self.poolsize, relu,
+            out=dz.reshape(K, N, self.OH, self.OW))                          # (K, N, OH, OW)
         dx = self._conv_backward(dz, self.x_shape)                           # BP4, BP2
         return None if dx is None else dx.reshape((N,) + self.input_shape)
 

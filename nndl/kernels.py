@@ -311,6 +311,123 @@ def _maxpool_backward_numba(delta, argmax, ph, pw, out):
     return out
 
 
+# -- chapter 6's pooled layer: pool, bias and activation in one pass ---------------------------
+def pool_bias_act(zt, b, size, relu, z=None, a=None):
+    """The rest of a ConvPoolLayer's forward pass after its product ``zt`` (K, N, OH, OW).
+
+    Returns ``(z, a, argmax)``: ``z`` (N, K, PH, PW) = max-pool of zt, transposed, plus
+    the bias ``b`` (K,); ``a`` = max(z, 0) if ``relu`` else ``z`` itself; ``argmax``
+    (K, N, PH, PW) as :func:`maxpool_forward` gives it.  ``z`` and ``a``, if given, are
+    C-contiguous outputs to fill.  The numba loop does it in one pass over zt, where the
+    reference pools, transposes, adds and clips in four (mini-batch 10: five numpy calls
+    and four temporaries a layer and step, against one call).
+    """
+    _check_4d(zt, "pool_bias_act")
+    ph, pw = _pool_size(size)
+    K, N, OH, OW = zt.shape
+    PH, PW = pool_output_shape(OH, OW, (ph, pw))
+    xp = backend.xp(zt)
+    if z is None:
+        z = xp.empty((N, K, PH, PW), zt.dtype)
+    if a is None and relu:
+        a = xp.empty((N, K, PH, PW), zt.dtype)
+    if xp is np and backend.HAS_NUMBA and zt.dtype == b.dtype and z.flags.c_contiguous \
+            and (a is None or a.flags.c_contiguous):
+        argmax = np.empty((K, N, PH, PW), _index_dtype(ph, pw))
+        _pool_bias_act_numba(zt, b, ph, pw, relu, z, z if a is None else a, argmax)
+    else:
+        pooled, argmax = maxpool_forward(zt, (ph, pw))                  # (K, N, PH, PW)
+        z[...] = pooled.transpose(1, 0, 2, 3)
+        z += b[:, None, None]
+        if relu:
+            xp.maximum(z, 0, out=a)
+    return z, (a if relu else z), argmax
+
+
+@jit
+def _pool_bias_act_numba(zt, b, ph, pw, relu, z, a, argmax):
+    """z[n, k] = maxpool(zt[k, n]) + b[k]; a[n, k] = max(z, 0) if relu; argmax[k, n]."""
+    K, N, OH, OW = zt.shape
+    PH, PW = z.shape[2], z.shape[3]
+    for k in range(K):
+        bk = b[k]
+        for n in range(N):
+            for r in range(PH):
+                for c in range(PW):
+                    if ph == 2 and pw == 2:  # the book's 2x2 windows, unrolled
+                        best, i = zt[k, n, 2 * r, 2 * c], 0
+                        v = zt[k, n, 2 * r, 2 * c + 1]
+                        if v > best:
+                            best, i = v, 1
+                        v = zt[k, n, 2 * r + 1, 2 * c]
+                        if v > best:
+                            best, i = v, 2
+                        v = zt[k, n, 2 * r + 1, 2 * c + 1]
+                        if v > best:
+                            best, i = v, 3
+                    else:
+                        best, i = zt[k, n, r * ph, c * pw], 0
+                        for di in range(ph):
+                            for dj in range(pw):
+                                v = zt[k, n, r * ph + di, c * pw + dj]
+                                if v > best:
+                                    best, i = v, di * pw + dj
+                    v = best + bk
+                    z[n, k, r, c] = v
+                    if relu:  # np.maximum(v, 0): NaN and -0.0 pass through
+                        a[n, k, r, c] = 0 if v < 0 else v
+                    argmax[k, n, r, c] = i
+    return z
+
+
+def unpool_bias_act_backward(grad, z, argmax, size, relu, out):
+    """The backward pass of :func:`pool_bias_act`: returns ∂C/∂b (K,) and fills ``out``.
+
+    ``grad`` (N, K, PH, PW) is ∂C/∂a; with ``relu`` it is masked by z > 0 (ReLU's σ'),
+    otherwise it is taken as δ = ∂C/∂z itself.  ``out`` (K, N, OH, OW), C-contiguous,
+    receives ∂C/∂zt: δ at each window's argmax, zero elsewhere.
+    """
+    _check_4d(grad, "unpool_bias_act_backward")
+    ph, pw = _pool_size(size)
+    N, K, PH, PW = grad.shape
+    if argmax.shape != (K, N, PH, PW) or z.shape != grad.shape or out.shape != (K, N, PH * ph, PW * pw):
+        raise ShapeError(f"unpool_bias_act_backward: grad {grad.shape}, z {z.shape}, argmax "
+                         f"{argmax.shape} and out {out.shape} do not match")
+    xp = backend.xp(grad)
+    if xp is np and backend.HAS_NUMBA and grad.dtype == z.dtype == out.dtype and out.flags.c_contiguous:
+        nabla_b = np.empty(K, grad.dtype)
+        _unpool_bias_act_backward_numba(grad, z, argmax, ph, pw, relu, out, nabla_b)
+        return nabla_b
+    delta = grad * (z > 0) if relu else grad                               # BP2: ⊙ σ'(z)
+    maxpool_backward(delta.transpose(1, 0, 2, 3), argmax, (ph, pw), out=out)
+    return delta.sum(axis=(0, 2, 3))                                        # BP3
+
+
+@jit
+def _unpool_bias_act_backward_numba(grad, z, argmax, ph, pw, relu, out, nabla_b):
+    """δ = grad ⊙ (z > 0) if relu else grad; nabla_b[k] = Σ δ[:, k]; out[k, n] = δ at argmax."""
+    K, N, OH, OW = out.shape
+    PH, PW = argmax.shape[2], argmax.shape[3]
+    for k in range(K):
+        nabla_b[k] = 0
+        zero = nabla_b[k]  # a zero of the gradient's dtype
+        total = zero
+        for n in range(N):
+            for h in range(OH):
+                for w in range(OW):
+                    out[k, n, h, w] = 0
+            for r in range(PH):
+                for c in range(PW):
+                    d = grad[n, k, r, c]
+                    if relu and not z[n, k, r, c] > 0:
+                        d = d * zero  # as grad * False: ±0, or NaN for an inf or NaN grad
+                    total += d
+                    i = argmax[k, n, r, c]
+                    out[k, n, r * ph + i // pw, c * pw + i % pw] = d
+        nabla_b[k] = total
+    return nabla_b
+
+
 # -- a product with a long inner dimension --------------------------------------------------
 def matmul_nt(a, b, out):
     """out = a @ bᵀ for a (M, K) and b (N, K); returns ``out`` (M, N).

@@ -103,6 +103,54 @@ def test_maxpool_numba_equals_numpy_reference(dtype, transposed, rng):
         np.testing.assert_array_equal(o1, o2)
 
 
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("size", [2, (3, 2)])
+def test_pool_bias_act_numba_equals_numpy_reference(dtype, relu, size, rng, monkeypatch):
+    ph, pw = kernels._pool_size(size)
+    K, N, PH, PW = 3, 4, 2, 3
+    zt = rng.standard_normal((K, N, PH * ph, PW * pw)).astype(dtype)
+    zt[0, 0, :ph, :pw] = 1.5              # a tie: the first in row-major order wins
+    zt[1, 2, :ph, :pw] = -0.25            # a window whose max is exactly -b: z = -0.0 or 0
+    zt[2, 3, 0, 0] = np.nan               # NaN: ignored by the max unless first, as before
+    b = rng.standard_normal(K).astype(dtype)
+    b[1] = 0.25
+    fast = kernels.pool_bias_act(zt, b, size, relu)
+    monkeypatch.setattr(backend, "HAS_NUMBA", False)
+    ref = kernels.pool_bias_act(zt, b, size, relu)
+    monkeypatch.undo()
+    for f, r in zip(fast, ref):
+        assert f.dtype == r.dtype and f.shape == r.shape
+        np.testing.assert_array_equal(f, r)
+        np.testing.assert_array_equal(np.signbit(f), np.signbit(r))
+    assert fast[1] is fast[0] if not relu else (np.isnan(fast[1]) | (fast[1] >= 0)).all()
+    pooled = kernels._maxpool_forward_numpy(zt, ph, pw)[0].transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(fast[0], pooled + b[:, None, None])
+
+    grad = rng.standard_normal(fast[0].shape).astype(dtype)
+    grad[0, 0, 0, 0], grad[1, 1, 0, 1] = np.inf, np.nan   # masked by ReLU: NaN either way
+    outs = []
+    for numba_on in (True, False):
+        monkeypatch.setattr(backend, "HAS_NUMBA", numba_on)
+        out = np.full(zt.shape, 7.0, dtype)                   # overwritten everywhere
+        outs.append((kernels.unpool_bias_act_backward(grad, fast[0], fast[2], size, relu, out), out))
+    (nb1, o1), (nb2, o2) = outs
+    np.testing.assert_array_equal(o1, o2)
+    assert nb1.dtype == nb2.dtype == dtype
+    np.testing.assert_allclose(nb1, nb2, rtol=1e-6 if dtype == np.float32 else 1e-13)
+    delta = grad * (fast[0] > 0) if relu else grad
+    np.testing.assert_allclose(nb2, delta.sum(axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(o2.sum(axis=(1, 2, 3)), nb2, rtol=1e-5)   # δ routed, nothing lost
+
+
+def test_unpool_bias_act_backward_checks_shapes(rng):
+    zt = rng.standard_normal((2, 3, 4, 4))
+    z, a, argmax = kernels.pool_bias_act(zt, np.zeros(2), 2, True)
+    with pytest.raises(ShapeError, match="do not match"):
+        kernels.unpool_bias_act_backward(z, z, argmax, 2, True, np.empty((2, 3, 4, 2)))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_public_functions_keep_dtype(dtype, rng):
     x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
