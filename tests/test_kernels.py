@@ -280,8 +280,8 @@ def test_kernels_on_cupy_equal_numpy(rng):
                                   kernels.maxpool_backward(v, a, 2))
 
 
-# (M, N, K): long K runs numba's _dot_rows (edges of 1-3 rows, several stretches of K);
-# the last two shapes are BLAS's (a short K; operands too big for the cache).
+# (M, N, K): long K runs numba's _dot_rows (edges of 1-3 rows, several stretches of K,
+# and a 17 MB pair of rows); (4, 8, 64) and (40, 500, 640) are BLAS's (a short K).
 @needs_numba
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
 @pytest.mark.parametrize("M, N, K", [(20, 25, 5760), (1, 1, 9), (5, 7, 3 * kernels._DOT_CHUNK + 11),
@@ -300,5 +300,7 @@ def test_matmul_nt_long_rows_use_the_row_kernel(rng, monkeypatch):
     calls = []
     monkeypatch.setattr(kernels, "_dot_rows", lambda *args: calls.append(args[0].shape))
     kernels.matmul_nt(rng.random((2, 100)), rng.random((3, 100)), np.empty((2, 3)))
-    kernels.matmul_nt(rng.random((20, 100)), rng.random((30, 100)), np.empty((20, 30)))
-    assert calls == ([(2, 100)] if backend.HAS_NUMBA else [])
+    kernels.matmul_nt(rng.random((20, 100)), rng.random((30, 100)), np.empty((20, 30)))  # K short
+    kernels.matmul_nt(rng.random((20, 4000)), rng.random((25, 4000)), np.empty((20, 25)))
+    kernels.matmul_nt(rng.random((40, 4000)), rng.random((500, 4000)), np.empty((40, 500)))  # M·N big
+    assert calls == ([(2, 100), (20, 4000)] if backend.HAS_NUMBA else [])
