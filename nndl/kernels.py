@@ -407,9 +407,10 @@ def _unpool_bias_act_backward_numba(grad, z, argmax, ph, pw, relu, out, nabla_b)
         zero = nabla_b[k]  # a zero of the gradient's dtype
         total = zero
         for n in range(N):
-            for h in range(OH):
-                for w in range(OW):
-                    out[k, n, h, w] = 0
+            if not (ph == 2 and pw == 2):
+                for h in range(OH):
+                    for w in range(OW):
+                        out[k, n, h, w] = 0
             for r in range(PH):
                 for c in range(PW):
                     d = grad[n, k, r, c]
@@ -417,7 +418,13 @@ def _unpool_bias_act_backward_numba(grad, z, argmax, ph, pw, relu, out, nabla_b)
                         d = d * zero  # as grad * False: ±0, or NaN for an inf or NaN grad
                     total += d
                     i = argmax[k, n, r, c]
-                    out[k, n, r * ph + di[i], c * pw + dj[i]] = d
+                    if ph == 2 and pw == 2:  # the book's windows: each written once, no zero fill
+                        out[k, n, 2 * r, 2 * c] = d if i == 0 else zero
+                        out[k, n, 2 * r, 2 * c + 1] = d if i == 1 else zero
+                        out[k, n, 2 * r + 1, 2 * c] = d if i == 2 else zero
+                        out[k, n, 2 * r + 1, 2 * c + 1] = d if i == 3 else zero
+                    else:
+                        out[k, n, r * ph + di[i], c * pw + dj[i]] = d
         nabla_b[k] = total
     return nabla_b
 
