@@ -464,7 +464,7 @@ def main(argv=None):
                 r = lambda other: f"{ratios[other][0]:.2f}" if other in ratios else ""
                 span = "{:.2f}-{:.2f}".format(*ratios["torch"][1:]) if "torch" in ratios and reps > 1 else ""
                 print(f"{label:<16}{impl:<7}{secs:>9.3f}{w['n'] / secs:>11.0f}{r('torch'):>9}{r('numpy'):>9}"
-                      f"{r('loop'):>8}{secs / floor if impl == 'nndl' else float('nan'):>9.1f}{span:>13}")
+                      f"{r('loop'):>8}{f'{secs / floor:.1f}' if impl == 'nndl' else '':>9}{span:>13}")
                 label = ""
         for name in ("W1", "W3"):
             if only and name not in only:
@@ -487,7 +487,7 @@ def main(argv=None):
                     ratio, span = f"{q[0]:.2f}", f"{q[1]:.2f}-{q[2]:.2f}"
                 results.append(row)
                 print(f"{label:<16}{impl:<7}{secs:>9.3f}{10_000 / secs:>11.0f}{ratio:>9}{'':>9}{'':>8}"
-                      f"{secs / floor if impl == 'nndl' else float('nan'):>9.1f}{span:>13}")
+                      f"{f'{secs / floor:.1f}' if impl == 'nndl' else '':>9}{span:>13}")
                 label = ""
     if not args.no_memory and not args.quick:
         print("\n== peak RSS, one epoch on the full 50,000 training images (fresh process) ==")
