@@ -298,14 +298,21 @@ def _maxpool_backward_numpy(delta, argmax, ph, pw, out):
 
 
 @jit
+def _window_offsets(ph, pw):
+    """Window index k -> its (row, column) offsets (k // pw, k % pw): no division per element."""
+    di = np.empty(ph * pw, np.int64)
+    dj = np.empty(ph * pw, np.int64)
+    for k in range(ph * pw):
+        di[k], dj[k] = k // pw, k % pw
+    return di, dj
+
+
+@jit
 def _maxpool_backward_numba(delta, argmax, ph, pw, out):
     """out = 0, then out[n, c, a·ph + di, b·pw + dj] = δ[n, c, a, b] at each argmax (di, dj)."""
     N, C, PH, PW = delta.shape
     H, W = out.shape[2], out.shape[3]
-    di = np.empty(ph * pw, np.int64)  # window index -> (row, column): no division per element
-    dj = np.empty(ph * pw, np.int64)
-    for k in range(ph * pw):
-        di[k], dj[k] = k // pw, k % pw
+    di, dj = _window_offsets(ph, pw)
     for n in range(N):
         for c in range(C):
             for h in range(H):
@@ -398,10 +405,7 @@ def _unpool_bias_act_backward_numba(grad, z, argmax, ph, pw, relu, out, nabla_b)
     """δ = grad ⊙ (z > 0) if relu else grad; nabla_b[k] = Σ δ[:, k]; out[k, n] = δ at argmax."""
     K, N, OH, OW = out.shape
     PH, PW = argmax.shape[2], argmax.shape[3]
-    di = np.empty(ph * pw, np.int64)  # window index -> (row, column): no division per element
-    dj = np.empty(ph * pw, np.int64)
-    for i in range(ph * pw):
-        di[i], dj[i] = i // pw, i % pw
+    di, dj = _window_offsets(ph, pw)
     for k in range(K):
         nabla_b[k] = 0
         zero = nabla_b[k]  # a zero of the gradient's dtype
