@@ -26,7 +26,7 @@ gradient with respect to the images (:class:`nndl.network3.Network` does that).
 """
 import numpy as np
 
-from . import activations, backend, kernels
+from . import activations, backend, kernels, shards
 from .errors import ConfigError, ShapeError
 from .layers import Dense, Layer, _init_normal
 
@@ -95,16 +95,18 @@ class _Conv:
         self._buf = _Buffers()
         self.input_grad = True
 
-    def _convolve(self, x):
-        """x (N, C, H, W) -> W @ im2col(x), (K, N·OH·OW); keeps the columns for backward."""
+    def _convolve(self, x, key=0):
+        """x (N, C, H, W) -> (W @ im2col(x) (K, N·OH·OW), the columns (C·kh·kw, N·OH·OW)).
+
+        Both live in scratch buffers named by ``key`` (one set per shard), so they hold
+        until the next call with the same key."""
         K, C, kh, kw = self.w.shape
-        N = len(x)
-        P = N * self.OH * self.OW
+        P = len(x) * self.OH * self.OW
         w2 = self.w.reshape(K, C * kh * kw)                                  # (K, C·kh·kw)
         cols = kernels.im2col(x, kh, kw, self.stride,
-                              out=self._buf.get("cols", x, (C * kh * kw, P), x.dtype))
-        self.cols = cols                                                     # (C·kh·kw, N·OH·OW)
-        return backend.xp(x).matmul(w2, cols, out=self._buf.get("z", x, (K, P), x.dtype))
+                              out=self._buf.get(f"cols{key}", x, (C * kh * kw, P), x.dtype))
+        z = backend.xp(x).matmul(w2, cols, out=self._buf.get(f"z{key}", x, (K, P), x.dtype))
+        return z, cols
 
     def _chunks(self, x):
         """The batch size for evaluation that keeps the column matrix under _EVAL_COLS_BYTES."""
@@ -112,20 +114,22 @@ class _Conv:
         per = C * kh * kw * self.OH * self.OW * x.dtype.itemsize
         return max(1, _EVAL_COLS_BYTES // per)
 
-    def _conv_backward(self, dz, x_shape):
-        """dz (K, N·OH·OW) -> fills nabla_w (BP4); returns ∂C/∂x (N, C, H, W) or None."""
+    def _conv_backward(self, dz, cols, nabla_w, dx, key=0):
+        """dz (K, N·OH·OW) and the forward pass's cols -> nabla_w (K, C·kh·kw) (BP4) and,
+        if ``input_grad``, ∂C/∂x into ``dx`` (N, C, H, W) (BP2); returns dx or None."""
         K, C, kh, kw = self.w.shape
-        if self.cols is None:
-            raise RuntimeError(f"{type(self).__name__}.backward: no stored forward pass; "
-                               "call forward() on this batch first")
         xp = backend.xp(dz)
-        kernels.matmul_nt(dz, self.cols, out=self.nabla_w.reshape(K, C * kh * kw))  # BP4: δ colsᵀ
+        kernels.matmul_nt(dz, cols, out=nabla_w)                             # BP4: δ colsᵀ
         if not self.input_grad:
             return None
         w2 = self.w.reshape(K, C * kh * kw)
-        dcols = xp.matmul(w2.T, dz, out=self._buf.get("dcols", dz, (C * kh * kw, dz.shape[1]),
+        dcols = xp.matmul(w2.T, dz, out=self._buf.get(f"dcols{key}", dz, (C * kh * kw, dz.shape[1]),
                                                       dz.dtype))            # BP2: Wᵀδ
-        return kernels.col2im(dcols, x_shape, kh, kw, self.stride)           # (N, C, H, W)
+        return kernels.col2im(dcols, dx.shape, kh, kw, self.stride, out=dx)   # (N, C, H, W)
+
+    def _no_forward(self):
+        return RuntimeError(f"{type(self).__name__}.backward: no stored forward pass; "
+                            "call forward() on this batch first")
 
     def _init_weights(self, rng, dtype, std):
         K = self.w_shape[0]
@@ -141,6 +145,7 @@ class _Conv:
         self.nabla_w = np.zeros_like(self.w)
         self.nabla_b = np.zeros_like(self.b)
         self.cols = None
+        self._saved = None  # ConvPoolLayer: (start, stop, cols, argmax) per shard
 
 
 class Conv2D(_Conv, Layer):
@@ -190,7 +195,7 @@ class Conv2D(_Conv, Layer):
         xp, K, N = backend.xp(x), self.out_channels, len(x)
         chunk = N if train else self._chunks(x)
         if chunk >= N:
-            zt = self._convolve(x)                                    # (K, N·OH·OW)
+            zt, self.cols = self._convolve(x)                         # (K, N·OH·OW)
             zt += self.b[:, None]
             z = zt.reshape(K, N, self.OH, self.OW).transpose(1, 0, 2, 3)     # (N, K, OH, OW)
             self.z = xp.ascontiguousarray(z)
@@ -198,7 +203,7 @@ class Conv2D(_Conv, Layer):
             self.z = xp.empty((N, K, self.OH, self.OW), x.dtype)
             for k in range(0, N, chunk):
                 n = len(x[k:k + chunk])
-                zt = self._convolve(x[k:k + chunk])
+                zt, _ = self._convolve(x[k:k + chunk])
                 zt += self.b[:, None]
                 self.z[k:k + n] = zt.reshape(K, n, self.OH, self.OW).transpose(1, 0, 2, 3)
             self.cols = None
@@ -216,7 +221,10 @@ class Conv2D(_Conv, Layer):
         xp, K = backend.xp(delta), self.out_channels
         dz = xp.ascontiguousarray(delta.transpose(1, 0, 2, 3)).reshape(K, -1)  # (K, N·OH·OW)
         self.nabla_b = dz.sum(axis=1)                                        # BP3
-        dx = self._conv_backward(dz, self.x_shape)
+        if self.cols is None:
+            raise self._no_forward()
+        dx = xp.empty(self.x_shape, dz.dtype) if self.input_grad else None
+        dx = self._conv_backward(dz, self.cols, self.nabla_w.reshape(K, -1), dx)
         return None if dx is None else dx.reshape((len(delta),) + self.input_shape)
 
     def parameters(self):
@@ -296,10 +304,14 @@ class ConvPoolLayer(_Conv, Layer):
 
     Weights start N(0, 1/(C·kh·kw)), the fan-in; ``book_init=True`` reproduces
     network3's N(0, 1/n_out) with n_out = K·kh·kw/(pool area).  Biases start N(0, 1).
+
+    Inside a :func:`nndl.shards.session` (which ``Network`` opens for its epochs and
+    evaluation), big batches run as one shard per core, in parallel.
     """
 
     regularized = ("w",)
     stride = 1
+    batch_shards = True  # forward and backward cut big batches into shards (nndl.shards)
 
     def __init__(self, filter_shape, image_shape, poolsize=(2, 2), activation_fn="sigmoid",
                  book_init=False):
@@ -355,20 +367,26 @@ class ConvPoolLayer(_Conv, Layer):
         xp, K, N = backend.xp(x), self.filter_shape[0], len(x)
         chunk = N if train else self._chunks(x)
         relu = self.activation is activations.ReLU  # applied in the pooling pass
-        # Pooling runs on the product's own (K, N, ...) layout, which is contiguous, and
-        # writes the four-times-smaller result in (N, K, ...) order, adding the bias.
-        if chunk >= N:
-            zt = self._convolve(x).reshape(K, N, self.OH, self.OW)
-            self.z, a, self.argmax = kernels.pool_bias_act(zt, self.b, self.poolsize, relu)
-        else:  # evaluation of a big batch: a chunk at a time, nothing kept for backward
-            self.z = xp.empty((N, K, self.PH, self.PW), x.dtype)
-            a = xp.empty_like(self.z) if relu else self.z
-            for k in range(0, N, chunk):
-                n = len(x[k:k + chunk])
-                zt = self._convolve(x[k:k + chunk]).reshape(K, n, self.OH, self.OW)
-                kernels.pool_bias_act(zt, self.b, self.poolsize, relu, z=self.z[k:k + n],
-                                      a=a[k:k + n] if relu else None)
-            self.cols = self.argmax = None
+        self.z = xp.empty((N, K, self.PH, self.PW), x.dtype)
+        a = xp.empty_like(self.z) if relu else self.z
+
+        def images(i, start, stop):
+            """Images start:stop, a chunk at a time, into z and a: the product (K, n, OH, OW)
+            is pooled in its own contiguous layout, and the four-times-smaller result
+            written in (N, K, ...) order with the bias added.  Returns the last chunk's
+            columns and argmax, which backward needs (training runs one chunk)."""
+            for k in range(start, stop, chunk):
+                n = min(chunk, stop - k)
+                zt, cols = self._convolve(x[k:k + n], key=i)
+                _, _, argmax = kernels.pool_bias_act(
+                    zt.reshape(K, n, self.OH, self.OW), self.b, self.poolsize, relu,
+                    z=self.z[k:k + n], a=a[k:k + n] if relu else None)
+            return start, stop, cols, argmax
+
+        cuts = shards.bounds(N, xp) or [(0, N)]
+        saved = images(0, 0, N) if len(cuts) == 1 else shards.run(images, cuts)
+        # what backward needs, per shard: (start, stop, columns, argmax)
+        self._saved = (saved if len(cuts) > 1 else [saved]) if chunk >= N else None
         self.x_shape = x.shape
         self.a = a if relu else self.activation.fn(self.z)
         return self.a
@@ -386,16 +404,34 @@ class ConvPoolLayer(_Conv, Layer):
         return self._backward(delta, relu=False)
 
     def _backward(self, grad, relu):
-        """∂C/∂a (relu: masked by z > 0 here) or δ -> nabla_b (BP3), then BP4 and BP2."""
+        """∂C/∂a (relu: masked by z > 0 here) or δ -> nabla_b (BP3), then BP4 and BP2,
+        shard by shard as forward ran; the shards' gradients are summed."""
+        if self._saved is None:
+            raise self._no_forward()
         K, N = self.filter_shape[0], len(grad)
-        if self.argmax is None:
-            raise RuntimeError("ConvPoolLayer.backward: no stored forward pass; "
-                               "call forward() on this batch first")
-        dz = self._buf.get("dz", grad, (K, N * self.OH * self.OW), grad.dtype)
-        self.nabla_b = kernels.unpool_bias_act_backward(                     # δ to each maximum
-            grad.reshape(self.z.shape), self.z, self.argmax, self.poolsize, relu,
-            out=dz.reshape(K, N, self.OH, self.OW))                          # (K, N, OH, OW)
-        dx = self._conv_backward(dz, self.x_shape)                           # BP4, BP2
+        grad = grad.reshape(self.z.shape)
+        nabla_w = self.nabla_w.reshape(K, -1)
+        dx = backend.xp(grad).empty(self.x_shape, grad.dtype) if self.input_grad else None
+        saved = self._saved
+
+        def images(i, start, stop):
+            cols, argmax = saved[i][2:]
+            dz = self._buf.get(f"dz{i}", grad, (K, (stop - start) * self.OH * self.OW), grad.dtype)
+            nabla_b = kernels.unpool_bias_act_backward(                      # δ to each maximum
+                grad[start:stop], self.z[start:stop], argmax, self.poolsize, relu,
+                out=dz.reshape(K, stop - start, self.OH, self.OW))          # (K, n, OH, OW)
+            nw = nabla_w if i == 0 else self._buf.get(f"nabla_w{i}", grad, nabla_w.shape, grad.dtype)
+            self._conv_backward(dz, cols, nw, None if dx is None else dx[start:stop], key=i)
+            return nabla_b, nw                                               # BP3, BP4
+
+        if len(saved) == 1:
+            self.nabla_b = images(0, 0, N)[0]
+        else:
+            parts = shards.run(images, [s[:2] for s in saved])
+            self.nabla_b = parts[0][0]
+            for nabla_b, nw in parts[1:]:
+                self.nabla_b = self.nabla_b + nabla_b
+                nabla_w += nw
         return None if dx is None else dx.reshape((N,) + self.input_shape)
 
     def parameters(self):

@@ -102,7 +102,7 @@ def _im2col_numpy(x, kh, kw, s, cols):
     return cols
 
 
-@jit
+@jit(nogil=True)  # shards of a mini-batch run it in parallel (nndl.shards)
 def _im2col_numba(x, kh, kw, s, cols):
     """cols[c, i, j, n, oh, ow] = x[n, c, s·oh + i, s·ow + j]; cols is (C, kh, kw, N, OH, OW)."""
     N, C = x.shape[0], x.shape[1]
@@ -155,7 +155,7 @@ def _col2im_numpy(cols, s, dx):
     return dx
 
 
-@jit
+@jit(nogil=True)  # shards of a mini-batch run it in parallel (nndl.shards)
 def _col2im_numba(cols, s, dx):
     """dx[n, c, s·oh + i, s·ow + j] += cols[c, i, j, n, oh, ow]; dx must start at zero.
 
@@ -227,7 +227,7 @@ def _maxpool_forward_numpy(x, ph, pw):
     return win.max(axis=-1), argmax
 
 
-@jit
+@jit(nogil=True)  # shards of a mini-batch run it in parallel (nndl.shards)
 def _maxpool_forward_numba(x, ph, pw, values, argmax):
     """values[n, c, a, b] = max of x[n, c, a·ph:(a+1)·ph, b·pw:(b+1)·pw]; argmax its index."""
     N, C, PH, PW = values.shape
@@ -307,7 +307,7 @@ def _window_offsets(ph, pw):
     return di, dj
 
 
-@jit
+@jit(nogil=True)  # shards of a mini-batch run it in parallel (nndl.shards)
 def _maxpool_backward_numba(delta, argmax, ph, pw, out):
     """out = 0, then out[n, c, a·ph + di, b·pw + dj] = δ[n, c, a, b] at each argmax (di, dj)."""
     N, C, PH, PW = delta.shape
@@ -358,7 +358,7 @@ def pool_bias_act(zt, b, size, relu, z=None, a=None):
     return z, (a if relu else z), argmax
 
 
-@jit
+@jit(nogil=True)  # shards of a mini-batch run it in parallel (nndl.shards)
 def _pool_bias_act_numba(zt, b, ph, pw, relu, z, a, argmax):
     """z[n, k] = maxpool(zt[k, n]) + b[k]; a[n, k] = max(z, 0) if relu; argmax[k, n]."""
     K, N, OH, OW = zt.shape
@@ -400,7 +400,7 @@ def unpool_bias_act_backward(grad, z, argmax, size, relu, out):
     return delta.sum(axis=(0, 2, 3))                                        # BP3
 
 
-@jit
+@jit(nogil=True)  # shards of a mini-batch run it in parallel (nndl.shards)
 def _unpool_bias_act_backward_numba(grad, z, argmax, ph, pw, relu, out, nabla_b):
     """δ = grad ⊙ (z > 0) if relu else grad; nabla_b[k] = Σ δ[:, k]; out[k, n] = δ at argmax."""
     K, N, OH, OW = out.shape
@@ -465,7 +465,7 @@ _DOT_CHUNK = 2048  # elements of K per pass: 8 rows of 2,048 float64 are 128 KB 
 _DOT_MAX_OUT = 4096  # larger outputs go to BLAS: its packing pays (second layer's 40 x 500)
 
 
-@jit(fastmath={"reassoc", "contract", "arcp", "nsz"})
+@jit(fastmath={"reassoc", "contract", "arcp", "nsz"}, nogil=True)
 def _dot_rows(a, b, out, kc):
     """out[i, j] = a[i] · b[j], K in stretches of ``kc`` (the first written, the rest
     added), blocked four rows of a x four rows of b: sixteen running sums, each loaded

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from . import backend, costs, fastpath, io
+from . import backend, costs, fastpath, io, shards
 from . import regularization as _reg
 from .errors import ConfigError, DataError, DivergenceError, FormatError, ShapeError
 from .layers import Dense, Dropout, Flatten, Layer
@@ -231,12 +231,19 @@ class Network:
         self.backprop(x, y)
         self.optimizer.step(self.layers, eta, m, reg, n or m)
 
+    def _shards(self, batch):
+        """A :func:`nndl.shards.session` where one pays: on the CPU, for batches big enough
+        to cut, in a network with a layer that cuts them (``batch_shards``)."""
+        return shards.session(self.xp is np and batch >= 2 * shards.MIN_SHARD
+                              and any(getattr(layer, "batch_shards", False) for layer in self.layers))
+
     # -- evaluation -----------------------------------------------------------------
     def predict(self, x):
         """Predicted class of each example: (N, *input_shape) -> (N,) ints."""
         x = self._inputs(x, "x")
-        return np.concatenate([backend.to_numpy(self.feedforward(x[k:k + _EVAL_BATCH]).argmax(axis=1))
-                               for k in range(0, len(x), _EVAL_BATCH)])
+        with self._shards(min(len(x), _EVAL_BATCH)):
+            return np.concatenate([backend.to_numpy(self.feedforward(x[k:k + _EVAL_BATCH]).argmax(axis=1))
+                                   for k in range(0, len(x), _EVAL_BATCH)])
 
     def accuracy(self, data, convert=False):
         """Number of examples in ``data`` whose output's argmax is the right class.
@@ -261,8 +268,9 @@ class Network:
         """
         x, _, y = self._prepare(data, "data")
         c = 0.0
-        for k in range(0, len(x), _EVAL_BATCH):
-            c += self.cost.fn(self.feedforward(x[k:k + _EVAL_BATCH]), y[k:k + _EVAL_BATCH])
+        with self._shards(min(len(x), _EVAL_BATCH)):
+            for k in range(0, len(x), _EVAL_BATCH):
+                c += self.cost.fn(self.feedforward(x[k:k + _EVAL_BATCH]), y[k:k + _EVAL_BATCH])
         c /= len(x)
         reg = regularization if hasattr(regularization, "penalty") else \
             _reg.get(regularization, lmbda)
@@ -486,17 +494,18 @@ class Network:
 
         def train_epoch(epoch, eta, bar):
             perm = backend.move(self.rng.permutation(n), self.xp)  # drawn on the host
-            for k in range(0, n, m):
-                idx = perm[k:k + m]
-                # A diverging net overflows; that is detected just below and
-                # reported with its epoch and mini-batch, not as a bare warning.
-                with np.errstate(over="ignore", invalid="ignore"):
-                    a = self.backprop(x[idx], y[idx])
-                if not bool(backend.xp(a).isfinite(a).all()):
-                    raise _diverged(epoch, k // m, eta)
-                self.optimizer.step(self.layers, eta, len(idx), reg, n)
-                if bar is not None and (k // m) % 50 == 49:
-                    bar.update(min(50 * m, n - bar.n))
+            with self._shards(m):
+                for k in range(0, n, m):
+                    idx = perm[k:k + m]
+                    # A diverging net overflows; that is detected just below and
+                    # reported with its epoch and mini-batch, not as a bare warning.
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        a = self.backprop(x[idx], y[idx])
+                    if not bool(backend.xp(a).isfinite(a).all()):
+                        raise _diverged(epoch, k // m, eta)
+                    self.optimizer.step(self.layers, eta, len(idx), reg, n)
+                    if bar is not None and (k // m) % 50 == 49:
+                        bar.update(min(50 * m, n - bar.n))
             if bar is not None:
                 bar.update(n - bar.n)
         return train_epoch
