@@ -114,9 +114,9 @@ class _Conv:
         per = C * kh * kw * self.OH * self.OW * x.dtype.itemsize
         return max(1, _EVAL_COLS_BYTES // per)
 
-    def _conv_backward(self, dz, cols, nabla_w, dx, key=0):
+    def _conv_backward(self, dz, cols, nabla_w, x_shape, dx=None, key=0):
         """dz (K, N·OH·OW) and the forward pass's cols -> nabla_w (K, C·kh·kw) (BP4) and,
-        if ``input_grad``, ∂C/∂x into ``dx`` (N, C, H, W) (BP2); returns dx or None."""
+        if ``input_grad``, ∂C/∂x (N, C, H, W) (BP2), into ``dx`` if given; returns it or None."""
         K, C, kh, kw = self.w.shape
         xp = backend.xp(dz)
         kernels.matmul_nt(dz, cols, out=nabla_w)                             # BP4: δ colsᵀ
@@ -125,7 +125,7 @@ class _Conv:
         w2 = self.w.reshape(K, C * kh * kw)
         dcols = xp.matmul(w2.T, dz, out=self._buf.get(f"dcols{key}", dz, (C * kh * kw, dz.shape[1]),
                                                       dz.dtype))            # BP2: Wᵀδ
-        return kernels.col2im(dcols, dx.shape, kh, kw, self.stride, out=dx)   # (N, C, H, W)
+        return kernels.col2im(dcols, x_shape, kh, kw, self.stride, out=dx)    # (N, C, H, W)
 
     def _no_forward(self):
         return RuntimeError(f"{type(self).__name__}.backward: no stored forward pass; "
@@ -223,8 +223,7 @@ class Conv2D(_Conv, Layer):
         self.nabla_b = dz.sum(axis=1)                                        # BP3
         if self.cols is None:
             raise self._no_forward()
-        dx = xp.empty(self.x_shape, dz.dtype) if self.input_grad else None
-        dx = self._conv_backward(dz, self.cols, self.nabla_w.reshape(K, -1), dx)
+        dx = self._conv_backward(dz, self.cols, self.nabla_w.reshape(K, -1), self.x_shape)
         return None if dx is None else dx.reshape((len(delta),) + self.input_shape)
 
     def parameters(self):
@@ -411,8 +410,10 @@ class ConvPoolLayer(_Conv, Layer):
         K, N = self.filter_shape[0], len(grad)
         grad = grad.reshape(self.z.shape)
         nabla_w = self.nabla_w.reshape(K, -1)
-        dx = backend.xp(grad).empty(self.x_shape, grad.dtype) if self.input_grad else None
         saved = self._saved
+        # one pass: col2im allocates ∂C/∂x; shards: each fills its part of one array
+        dx = None if len(saved) == 1 or not self.input_grad else \
+            backend.xp(grad).empty(self.x_shape, grad.dtype)
 
         def images(i, start, stop):
             cols, argmax = saved[i][2:]
@@ -421,15 +422,16 @@ class ConvPoolLayer(_Conv, Layer):
                 grad[start:stop], self.z[start:stop], argmax, self.poolsize, relu,
                 out=dz.reshape(K, stop - start, self.OH, self.OW))          # (K, n, OH, OW)
             nw = nabla_w if i == 0 else self._buf.get(f"nabla_w{i}", grad, nabla_w.shape, grad.dtype)
-            self._conv_backward(dz, cols, nw, None if dx is None else dx[start:stop], key=i)
-            return nabla_b, nw                                               # BP3, BP4
+            dxi = self._conv_backward(dz, cols, nw, (stop - start,) + self.x_shape[1:],
+                                      None if dx is None else dx[start:stop], key=i)
+            return nabla_b, nw, dxi                                          # BP3, BP4, BP2
 
         if len(saved) == 1:
-            self.nabla_b = images(0, 0, N)[0]
+            self.nabla_b, _, dx = images(0, 0, N)
         else:
             parts = shards.run(images, [s[:2] for s in saved])
             self.nabla_b = parts[0][0]
-            for nabla_b, nw in parts[1:]:
+            for nabla_b, nw, _ in parts[1:]:
                 self.nabla_b = self.nabla_b + nabla_b
                 nabla_w += nw
         return None if dx is None else dx.reshape((N,) + self.input_shape)
