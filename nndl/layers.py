@@ -12,7 +12,7 @@ Dense layers implement chapters 1-3; convolution and pooling (chapter 6) live in
 """
 import numpy as np
 
-from . import activations, backend
+from . import activations, backend, shards
 from .errors import ConfigError, ShapeError
 
 
@@ -109,7 +109,7 @@ class Dense(Layer):
     def forward(self, a_in, train=False):
         """(N, n_in) or (N, ...) -> (N, n_out)."""
         self.a_in = a_in.reshape(len(a_in), self.n_in)     # (N, n_in)
-        self.z = self.a_in @ self.w.T                       # (N, n_out)
+        self.z = shards.matmul(self.a_in, self.w.T)         # (N, n_out)
         if self.bias:
             self.z += self.b
         self.a = self.activation.fn(self.z)
@@ -124,8 +124,8 @@ class Dense(Layer):
         """δ = ∂C/∂z (N, n_out) -> ∂C/∂a_in."""
         if self.bias:
             self.nabla_b = delta.sum(axis=0)                 # BP3
-        self.nabla_w = delta.T @ self.a_in                  # BP4, (n_out, n_in)
-        grad_in = delta @ self.w                            # BP2: wᵀδ, (N, n_in)
+        self.nabla_w = shards.matmul_tn(delta, self.a_in)   # BP4: δᵀ a_in, (n_out, n_in)
+        grad_in = shards.matmul(delta, self.w)              # BP2: wᵀδ, (N, n_in)
         return grad_in.reshape((len(delta),) + self.input_shape)
 
     def parameters(self):

@@ -32,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .backend import xp as backend_xp
+
 MIN_SHARD = 16  # images per shard at least
 
 _lock = threading.Lock()
@@ -110,3 +112,34 @@ def run(fn, cuts):
             f.exception()
         raise
     return [first] + [f.result() for f in futures]
+
+
+# A dense layer's products, by rows of the batch: inside a session BLAS has one thread,
+# so a big product left whole would run on one core.
+MIN_MACS = 1 << 21  # multiply-adds a product needs before it is cut (a hand-off costs ~30 µs)
+
+
+def _row_cuts(a, macs):
+    return bounds(len(a), backend_xp(a)) if macs >= MIN_MACS else None
+
+
+def matmul(a, b):
+    """a @ b for a (N, k), the rows of a shared among the shards in a session."""
+    cuts = _row_cuts(a, a.shape[0] * a.shape[1] * b.shape[1])
+    if cuts is None:
+        return a @ b
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+    run(lambda i, s, e: np.matmul(a[s:e], b, out=out[s:e]), cuts)
+    return out
+
+
+def matmul_tn(d, a):
+    """dᵀ @ a for d (N, m) and a (N, k): each shard's rows give a part, the parts summed."""
+    cuts = _row_cuts(d, d.shape[0] * d.shape[1] * a.shape[1])
+    if cuts is None:
+        return d.T @ a
+    parts = run(lambda i, s, e: d[s:e].T @ a[s:e], cuts)
+    out = parts[0]
+    for p in parts[1:]:
+        out += p
+    return out

@@ -130,3 +130,40 @@ def test_sgd_runs_a_conv_net_in_shards_and_learns_the_same(rng, small_shards, mo
         for (name, p, _), (_, q, _) in zip(a.parameters(), b.parameters()):
             np.testing.assert_allclose(q, p, rtol=1e-9, atol=1e-12, err_msg=name)
     np.testing.assert_array_equal(cut.predict(x), whole.predict(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sharded_products_equal_whole_ones(dtype, rng, small_shards, monkeypatch):
+    monkeypatch.setattr(shards, "MIN_MACS", 1)
+    a = rng.standard_normal((19, 7)).astype(dtype)
+    b = rng.standard_normal((7, 5)).astype(dtype)
+    d = rng.standard_normal((19, 5)).astype(dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    calls = []
+    run = shards.run
+    monkeypatch.setattr(shards, "run", lambda fn, cuts: calls.append(len(cuts)) or run(fn, cuts))
+    with shards.session(threads=3):
+        ab, da = shards.matmul(a, b.T.T), shards.matmul_tn(d, a)
+        wt = shards.matmul(a, rng.standard_normal((5, 7)).astype(dtype).T)  # a transposed operand
+    assert calls == [3, 3, 3] and ab.dtype == da.dtype == wt.dtype == dtype
+    np.testing.assert_allclose(ab, a @ b, **tol)
+    np.testing.assert_allclose(da, d.T @ a, **tol)
+    monkeypatch.setattr(shards, "MIN_MACS", 10**9)                 # too small to cut
+    with shards.session(threads=3):
+        shards.matmul(a, b)
+    assert calls == [3, 3, 3]
+
+
+def test_dense_layers_shard_their_products_in_a_session(rng, small_shards, monkeypatch):
+    monkeypatch.setattr(shards, "MIN_MACS", 1)
+    layer = FullyConnectedLayer(12, 6, "sigmoid")
+    layer.build((12,), rng, np.float64)
+    x, g = rng.standard_normal((20, 12)), rng.standard_normal((20, 6))
+    a = layer.forward(x, train=True).copy()
+    dx = layer.backward(g).copy()
+    nabla_w, nabla_b = layer.nabla_w.copy(), layer.nabla_b.copy()
+    with shards.session(threads=2):
+        np.testing.assert_allclose(layer.forward(x, train=True), a, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(layer.backward(g), dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.nabla_w, nabla_w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.nabla_b, nabla_b, rtol=1e-12, atol=1e-12)
