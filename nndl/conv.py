@@ -127,9 +127,49 @@ class _Conv:
                                                       dz.dtype))            # BP2: Wᵀδ
         return kernels.col2im(dcols, x_shape, kh, kw, self.stride, out=dx)    # (N, C, H, W)
 
-    def _no_forward(self):
-        return RuntimeError(f"{type(self).__name__}.backward: no stored forward pass; "
-                            "call forward() on this batch first")
+    def _forward_shards(self, x, train, images):
+        """Run ``images(key, start, stop, chunk)`` over the batch: whole, or one shard per
+        core inside a :func:`nndl.shards.session`; each call convolves its images a
+        chunk at a time (evaluation keeps the column matrix under _EVAL_COLS_BYTES;
+        training runs one chunk) and returns what backward needs of it.  Keeps that,
+        per shard, in ``_saved`` (None after a chunked evaluation)."""
+        N = len(x)
+        chunk = N if train else self._chunks(x)
+        cuts = shards.bounds(N, backend.xp(x)) or [(0, N)]
+        run = lambda i, start, stop: (start, stop) + tuple(images(i, start, stop, chunk))
+        saved = [run(0, 0, N)] if len(cuts) == 1 else shards.run(run, cuts)
+        self._saved = saved if chunk >= N else None
+        self.x_shape = x.shape
+
+    def _backward_shards(self, like, images):
+        """``images(key, start, stop, cols, *rest)`` -> (δ (K, n·OH·OW), nabla_b) for each
+        shard the forward pass ran; then BP4 and BP2 shard by shard.  Sums the shards'
+        nabla_b and nabla_w and returns ∂C/∂x (N, C, H, W), or None if input_grad is off."""
+        if self._saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: no stored forward pass; "
+                               "call forward() on this batch first")
+        saved, K, N = self._saved, self.w.shape[0], self.x_shape[0]
+        nabla_w = self.nabla_w.reshape(K, -1)
+        # one pass: col2im allocates ∂C/∂x; shards: each fills its part of one array
+        dx = None if len(saved) == 1 or not self.input_grad else \
+            backend.xp(like).empty(self.x_shape, like.dtype)
+
+        def run(i, start, stop):
+            dz, nabla_b = images(i, *saved[i])
+            nw = nabla_w if i == 0 else self._buf.get(f"nabla_w{i}", like, nabla_w.shape, like.dtype)
+            dxi = self._conv_backward(dz, saved[i][2], nw, (stop - start,) + self.x_shape[1:],
+                                      None if dx is None else dx[start:stop], key=i)
+            return nabla_b, nw, dxi                                          # BP3, BP4, BP2
+
+        if len(saved) == 1:
+            self.nabla_b, _, dx = run(0, 0, N)
+        else:
+            parts = shards.run(run, [s[:2] for s in saved])
+            self.nabla_b = parts[0][0]
+            for nabla_b, nw, _ in parts[1:]:
+                self.nabla_b = self.nabla_b + nabla_b
+                nabla_w += nw
+        return dx
 
     def _init_weights(self, rng, dtype, std):
         K = self.w_shape[0]
@@ -144,8 +184,7 @@ class _Conv:
         self.w = np.ascontiguousarray(self.w)
         self.nabla_w = np.zeros_like(self.w)
         self.nabla_b = np.zeros_like(self.b)
-        self.cols = None
-        self._saved = None  # ConvPoolLayer: (start, stop, cols, argmax) per shard
+        self._saved = None  # per shard: (start, stop, cols, ...), from the last forward pass
 
 
 class Conv2D(_Conv, Layer):
@@ -159,6 +198,7 @@ class Conv2D(_Conv, Layer):
     """
 
     regularized = ("w",)
+    batch_shards = True  # forward and backward cut big batches into shards (nndl.shards)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1,
                  activation="identity", init="default"):
@@ -192,22 +232,18 @@ class Conv2D(_Conv, Layer):
     def forward(self, a_in, train=False):
         """(N, C, H, W) -> (N, K, OH, OW)."""
         x = _images(a_in, self.input_shape, "Conv2D")
-        xp, K, N = backend.xp(x), self.out_channels, len(x)
-        chunk = N if train else self._chunks(x)
-        if chunk >= N:
-            zt, self.cols = self._convolve(x)                         # (K, N·OH·OW)
-            zt += self.b[:, None]
-            z = zt.reshape(K, N, self.OH, self.OW).transpose(1, 0, 2, 3)     # (N, K, OH, OW)
-            self.z = xp.ascontiguousarray(z)
-        else:  # evaluation of a big batch: a chunk at a time, nothing kept for backward
-            self.z = xp.empty((N, K, self.OH, self.OW), x.dtype)
-            for k in range(0, N, chunk):
-                n = len(x[k:k + chunk])
-                zt, _ = self._convolve(x[k:k + chunk])
+        K, N = self.out_channels, len(x)
+        self.z = backend.xp(x).empty((N, K, self.OH, self.OW), x.dtype)
+
+        def images(i, start, stop, chunk):
+            for k in range(start, stop, chunk):
+                n = min(chunk, stop - k)
+                zt, cols = self._convolve(x[k:k + n], key=i)                 # (K, n·OH·OW)
                 zt += self.b[:, None]
                 self.z[k:k + n] = zt.reshape(K, n, self.OH, self.OW).transpose(1, 0, 2, 3)
-            self.cols = None
-        self.x_shape = x.shape
+            return (cols,)
+
+        self._forward_shards(x, train, images)
         self.a = self.activation.fn(self.z)
         return self.a
 
@@ -218,12 +254,15 @@ class Conv2D(_Conv, Layer):
 
     def backward_from_delta(self, delta):
         """δ = ∂C/∂z (N, K, OH, OW) -> ∂C/∂a_in (N, C, H, W), or None if input_grad is off."""
-        xp, K = backend.xp(delta), self.out_channels
-        dz = xp.ascontiguousarray(delta.transpose(1, 0, 2, 3)).reshape(K, -1)  # (K, N·OH·OW)
-        self.nabla_b = dz.sum(axis=1)                                        # BP3
-        if self.cols is None:
-            raise self._no_forward()
-        dx = self._conv_backward(dz, self.cols, self.nabla_w.reshape(K, -1), self.x_shape)
+        K = self.out_channels
+
+        def images(i, start, stop, cols):
+            dz = self._buf.get(f"dz{i}", delta, (K, (stop - start) * self.OH * self.OW), delta.dtype)
+            dz.reshape(K, stop - start, self.OH, self.OW)[...] = \
+                delta[start:stop].transpose(1, 0, 2, 3)                    # (K, n·OH·OW)
+            return dz, dz.sum(axis=1)                                        # BP3
+
+        dx = self._backward_shards(delta, images)
         return None if dx is None else dx.reshape((len(delta),) + self.input_shape)
 
     def parameters(self):
@@ -364,29 +403,22 @@ class ConvPoolLayer(_Conv, Layer):
         """(N, C, H, W) or (N, C·H·W) -> (N, K, PH, PW)."""
         x = _images(a_in, self.input_shape, "ConvPoolLayer")
         xp, K, N = backend.xp(x), self.filter_shape[0], len(x)
-        chunk = N if train else self._chunks(x)
         relu = self.activation is activations.ReLU  # applied in the pooling pass
         self.z = xp.empty((N, K, self.PH, self.PW), x.dtype)
         a = xp.empty_like(self.z) if relu else self.z
 
-        def images(i, start, stop):
-            """Images start:stop, a chunk at a time, into z and a: the product (K, n, OH, OW)
-            is pooled in its own contiguous layout, and the four-times-smaller result
-            written in (N, K, ...) order with the bias added.  Returns the last chunk's
-            columns and argmax, which backward needs (training runs one chunk)."""
+        def images(i, start, stop, chunk):
+            """The product (K, n, OH, OW) is pooled in its own contiguous layout, and the
+            four-times-smaller result written in (N, K, ...) order with the bias added."""
             for k in range(start, stop, chunk):
                 n = min(chunk, stop - k)
                 zt, cols = self._convolve(x[k:k + n], key=i)
                 _, _, argmax = kernels.pool_bias_act(
                     zt.reshape(K, n, self.OH, self.OW), self.b, self.poolsize, relu,
                     z=self.z[k:k + n], a=a[k:k + n] if relu else None)
-            return start, stop, cols, argmax
+            return cols, argmax
 
-        cuts = shards.bounds(N, xp) or [(0, N)]
-        saved = images(0, 0, N) if len(cuts) == 1 else shards.run(images, cuts)
-        # what backward needs, per shard: (start, stop, columns, argmax)
-        self._saved = (saved if len(cuts) > 1 else [saved]) if chunk >= N else None
-        self.x_shape = x.shape
+        self._forward_shards(x, train, images)
         self.a = a if relu else self.activation.fn(self.z)
         return self.a
 
@@ -403,37 +435,18 @@ class ConvPoolLayer(_Conv, Layer):
         return self._backward(delta, relu=False)
 
     def _backward(self, grad, relu):
-        """∂C/∂a (relu: masked by z > 0 here) or δ -> nabla_b (BP3), then BP4 and BP2,
-        shard by shard as forward ran; the shards' gradients are summed."""
-        if self._saved is None:
-            raise self._no_forward()
+        """∂C/∂a (relu: masked by z > 0 here) or δ -> nabla_b (BP3), then BP4 and BP2."""
         K, N = self.filter_shape[0], len(grad)
         grad = grad.reshape(self.z.shape)
-        nabla_w = self.nabla_w.reshape(K, -1)
-        saved = self._saved
-        # one pass: col2im allocates ∂C/∂x; shards: each fills its part of one array
-        dx = None if len(saved) == 1 or not self.input_grad else \
-            backend.xp(grad).empty(self.x_shape, grad.dtype)
 
-        def images(i, start, stop):
-            cols, argmax = saved[i][2:]
+        def images(i, start, stop, cols, argmax):
             dz = self._buf.get(f"dz{i}", grad, (K, (stop - start) * self.OH * self.OW), grad.dtype)
             nabla_b = kernels.unpool_bias_act_backward(                      # δ to each maximum
                 grad[start:stop], self.z[start:stop], argmax, self.poolsize, relu,
                 out=dz.reshape(K, stop - start, self.OH, self.OW))          # (K, n, OH, OW)
-            nw = nabla_w if i == 0 else self._buf.get(f"nabla_w{i}", grad, nabla_w.shape, grad.dtype)
-            dxi = self._conv_backward(dz, cols, nw, (stop - start,) + self.x_shape[1:],
-                                      None if dx is None else dx[start:stop], key=i)
-            return nabla_b, nw, dxi                                          # BP3, BP4, BP2
+            return dz, nabla_b
 
-        if len(saved) == 1:
-            self.nabla_b, _, dx = images(0, 0, N)
-        else:
-            parts = shards.run(images, [s[:2] for s in saved])
-            self.nabla_b = parts[0][0]
-            for nabla_b, nw, _ in parts[1:]:
-                self.nabla_b = self.nabla_b + nabla_b
-                nabla_w += nw
+        dx = self._backward_shards(grad, images)
         return None if dx is None else dx.reshape((N,) + self.input_shape)
 
     def parameters(self):

@@ -15,7 +15,11 @@ dense layers' products between them still ran on two threads, made training 1.26
 *slower*; limiting it for the whole epoch made it 0.75x (mini-batch 256) and 0.88x (64)
 the unsharded time.  :class:`nndl.Network` opens a session around the epochs and the
 evaluation of a network that has such layers; a layer called directly, outside one,
-runs whole.
+runs whole.  Since BLAS has one thread in a session, a dense layer's products are cut
+by rows there too (:func:`matmul`, :func:`matmul_tn`): left whole, the book's last
+chapter 6 net (two fully connected layers of 1,000) ran 1.13x slower at mini-batch 64.
+``Conv2D`` and ``ConvPoolLayer`` cut their batches; the pooling layers and
+elementwise ones have no BLAS products and run whole.
 
 Below ``MIN_SHARD`` images a shard the hand-offs cost more than they save (a layer pass
 at mini-batch 10 takes under a millisecond; waking a worker and waiting for it, tens of

@@ -102,33 +102,37 @@ def test_an_error_in_a_worker_shard_reaches_the_caller():
                       [(0, 1), (1, 2)]) == [(0, True), (1, False)]
 
 
-def _net(dtype=np.float64):
-    return Network([ConvPoolLayer((4, 1, 5, 5), (None, 1, 14, 14), activation_fn="relu"),
-                    FullyConnectedLayer(4 * 5 * 5, 20, "relu"), SoftmaxLayer(20, 3)],
-                   cost=LogLikelihoodCost, input_shape=(1, 14, 14), dtype=dtype, seed=3)
-
-
-def test_sgd_runs_a_conv_net_in_shards_and_learns_the_same(rng, small_shards, monkeypatch):
-    x = rng.random((96, 1, 14, 14))
-    y = (x[:, 0, :7].sum(axis=(1, 2)) > x[:, 0, 7:].sum(axis=(1, 2))).astype(int) + \
-        (x[:, 0, :, :7].sum(axis=(1, 2)) > 50).astype(int)
-    whole = _net()
+def _trains_the_same_in_shards(make, x, y, eta, monkeypatch):
+    """Two epochs at mini-batch 16, with and without shards: every step runs sharded,
+    BLAS's thread count is put back, and the weights agree.  Returns both networks."""
     monkeypatch.setattr(shards, "MIN_SHARD", 10**9)                # no shards
-    whole.SGD((x, y), 2, 16, 0.05, verbose=False)
+    whole = make()
+    whole.SGD((x, y), 2, 16, eta, verbose=False)
     monkeypatch.setattr(shards, "MIN_SHARD", 4)
-    cut = _net()
+    cut = make()
     calls = []
     run = shards.run
     monkeypatch.setattr(shards, "run", lambda fn, cuts: calls.append(len(cuts)) or run(fn, cuts))
     blas = shards._blas()
     before = None if blas is None else [lc.num_threads for lc in blas.lib_controllers]
-    cut.SGD((x, y), 2, 16, 0.05, verbose=False)
-    assert len(calls) >= 2 * 2 * (96 // 16)                      # every step, both passes
-    if blas is not None:                                          # BLAS's threads put back
+    cut.SGD((x, y), 2, 16, eta, verbose=False)
+    assert len(calls) >= 2 * 2 * (len(x) // 16)                  # every step, both passes
+    if blas is not None:
         assert [lc.num_threads for lc in blas.lib_controllers] == before
     for a, b in zip(whole.layers, cut.layers):
         for (name, p, _), (_, q, _) in zip(a.parameters(), b.parameters()):
             np.testing.assert_allclose(q, p, rtol=1e-9, atol=1e-12, err_msg=name)
+    return whole, cut
+
+
+def test_sgd_runs_a_conv_net_in_shards_and_learns_the_same(rng, monkeypatch):
+    x = rng.random((96, 1, 14, 14))
+    y = (x[:, 0, :7].sum(axis=(1, 2)) > x[:, 0, 7:].sum(axis=(1, 2))).astype(int) + \
+        (x[:, 0, :, :7].sum(axis=(1, 2)) > 50).astype(int)
+    make = lambda: Network([ConvPoolLayer((4, 1, 5, 5), (None, 1, 14, 14), activation_fn="relu"),
+                            FullyConnectedLayer(4 * 5 * 5, 20, "relu"), SoftmaxLayer(20, 3)],
+                           cost=LogLikelihoodCost, input_shape=(1, 14, 14), seed=3)
+    whole, cut = _trains_the_same_in_shards(make, x, y, 0.05, monkeypatch)
     np.testing.assert_array_equal(cut.predict(x), whole.predict(x))
 
 
@@ -167,3 +171,27 @@ def test_dense_layers_shard_their_products_in_a_session(rng, small_shards, monke
         np.testing.assert_allclose(layer.backward(g), dx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(layer.nabla_w, nabla_w, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(layer.nabla_b, nabla_b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride, activation", [(1, "relu"), (2, "tanh")])
+def test_sharded_conv2d_pass_equals_one_pass(stride, activation, rng, small_shards):
+    layer = conv.Conv2D(3, 4, (3, 2), stride=stride, activation=activation)
+    layer.build((3, 9, 8), rng, np.float64)
+    x = rng.standard_normal((13, 3, 9, 8))
+    g = rng.standard_normal(layer.forward(x).shape)
+    whole = _pass(layer, x, g)
+    with shards.session(threads=2):
+        sharded = _pass(layer, x, g)
+    for name, got, want in zip(["a", "dx", "nabla_w", "nabla_b"], sharded, whole):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_a_network_of_building_blocks_shards_and_learns_the_same(rng, monkeypatch):
+    from nndl.conv import Conv2D, MaxPool2D
+    from nndl.layers import Dense
+
+    x = rng.random((64, 1, 10, 10))
+    y = (x[:, 0, :5].sum(axis=(1, 2)) > x[:, 0, 5:].sum(axis=(1, 2))).astype(int)
+    make = lambda: Network([Conv2D(1, 3, 3, activation="relu"), MaxPool2D(2), Dense(48, 2)],
+                           input_shape=(1, 10, 10), seed=5)
+    _trains_the_same_in_shards(make, x, y, 0.1, monkeypatch)
