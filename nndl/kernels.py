@@ -227,7 +227,7 @@ def _maxpool_forward_numpy(x, ph, pw):
     return win.max(axis=-1), argmax
 
 
-@jit(nogil=True)  # shards of a mini-batch run it in parallel (nndl.shards)
+@jit
 def _maxpool_forward_numba(x, ph, pw, values, argmax):
     """values[n, c, a, b] = max of x[n, c, a·ph:(a+1)·ph, b·pw:(b+1)·pw]; argmax its index."""
     N, C, PH, PW = values.shape
@@ -307,7 +307,7 @@ def _window_offsets(ph, pw):
     return di, dj
 
 
-@jit(nogil=True)  # shards of a mini-batch run it in parallel (nndl.shards)
+@jit
 def _maxpool_backward_numba(delta, argmax, ph, pw, out):
     """out = 0, then out[n, c, a·ph + di, b·pw + dj] = δ[n, c, a, b] at each argmax (di, dj)."""
     N, C, PH, PW = delta.shape

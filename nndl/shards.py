@@ -65,7 +65,9 @@ def _blas():
 def session(active=True, threads=None):
     """Within it, this thread's big batches run as shards, one per BLAS thread (or
     ``threads`` shards), and BLAS runs on one thread (its count is put back when the
-    last open session ends).  ``active=False`` gives a session that does nothing."""
+    last open session ends).  The first session opened sets the number of shards; one
+    opened inside it keeps that number.  ``active=False`` gives a session that does
+    nothing."""
     if not active:
         yield
         return
@@ -106,6 +108,8 @@ def run(fn, cuts):
     with _lock:
         pool = _state.get("pool")
         if pool is None or _state["workers"] < len(cuts) - 1:
+            if pool is not None:  # more shards than before: a bigger pool replaces it
+                pool.shutdown(wait=False)
             _state["workers"] = len(cuts) - 1
             pool = _state["pool"] = ThreadPoolExecutor(len(cuts) - 1, thread_name_prefix="nndl-shard")
     futures = [pool.submit(fn, i, a, b) for i, (a, b) in enumerate(cuts) if i > 0]
@@ -123,13 +127,17 @@ def run(fn, cuts):
 MIN_MACS = 1 << 21  # multiply-adds a product needs before it is cut (a hand-off costs ~30 µs)
 
 
-def _row_cuts(a, macs):
-    return bounds(len(a), backend_xp(a)) if macs >= MIN_MACS else None
+def _row_cuts(a, n_out):
+    """bounds() for a product of a's rows with n_out columns, or None when it is small
+    (outside a session this returns at the first test: Dense calls it every step)."""
+    if not getattr(_local, "depth", 0) or a.shape[0] * a.shape[1] * n_out < MIN_MACS:
+        return None
+    return bounds(len(a), backend_xp(a))
 
 
 def matmul(a, b):
     """a @ b for a (N, k), the rows of a shared among the shards in a session."""
-    cuts = _row_cuts(a, a.shape[0] * a.shape[1] * b.shape[1])
+    cuts = _row_cuts(a, b.shape[1])
     if cuts is None:
         return a @ b
     out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
@@ -139,7 +147,7 @@ def matmul(a, b):
 
 def matmul_tn(d, a):
     """dᵀ @ a for d (N, m) and a (N, k): each shard's rows give a part, the parts summed."""
-    cuts = _row_cuts(d, d.shape[0] * d.shape[1] * a.shape[1])
+    cuts = _row_cuts(d, a.shape[1])
     if cuts is None:
         return d.T @ a
     parts = run(lambda i, s, e: d[s:e].T @ a[s:e], cuts)
