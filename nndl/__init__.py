@@ -11,7 +11,8 @@ from .conv import Conv2D, ConvPoolLayer, FullyConnectedLayer, L2Pool2D, MaxPool2
 from .costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 from .errors import ConfigError, DataError, DivergenceError, FormatError, NNDLError, ShapeError
 from .layers import Dense, Dropout, Flatten
-from .net import History, Network
+from .net import Network
+from .training import History
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSProp
 from .regularization import L1, L2
 

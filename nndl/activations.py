@@ -1,6 +1,7 @@
 """Activation functions (chapters 1, 3 and 6) with their derivatives.
 
-Each activation gives ``fn(z)``, the elementwise ``prime(z)`` where one exists, and
+Each activation gives ``fn(z)``, the elementwise ``prime(z)`` where one exists,
+``kernel`` (its id on the fused path of :mod:`nndl.fast`, or None: not fusable), and
 ``grad(z, a, grad_a)``: the backward pass ∂C/∂z from ∂C/∂a, with ``a = fn(z)`` already
 computed.  For elementwise activations that is the book's ``grad_a ⊙ σ'(z)`` (BP2);
 softmax couples a row's outputs and needs the full Jacobian-vector product.
@@ -10,6 +11,8 @@ from . import backend
 
 class Sigmoid:
     """σ(z) = 1 / (1 + e^{-z})  (ch. 1)."""
+
+    kernel = "sigmoid"  # nndl.fast's id for it (None: not fusable)
 
     @staticmethod
     def fn(z):
@@ -32,6 +35,8 @@ class Sigmoid:
 class Tanh:
     """tanh(z) = (e^z - e^{-z}) / (e^z + e^{-z})  (ch. 3)."""
 
+    kernel = "tanh"
+
     @staticmethod
     def fn(z):
         return backend.xp(z).tanh(z)
@@ -49,6 +54,8 @@ class Tanh:
 class ReLU:
     """max(0, z)  (ch. 3 and 6)."""
 
+    kernel = "relu"
+
     @staticmethod
     def fn(z):
         return backend.xp(z).maximum(z, 0)
@@ -65,6 +72,8 @@ class ReLU:
 class Identity:
     """z itself: network3's ``linear``."""
 
+    kernel = "identity"
+
     @staticmethod
     def fn(z):
         return z
@@ -80,6 +89,8 @@ class Identity:
 
 class Softmax:
     """a_j = e^{z_j} / Σ_k e^{z_k}, row by row  (ch. 3)."""
+
+    kernel = "softmax"
 
     @staticmethod
     def fn(z):

@@ -20,15 +20,15 @@ N(0, 1/n_in)).  These layers draw them from the fan-in, N(0, 1/n_in), unless
 ``book_init=True`` asks for the book's values.
 
 Layers keep the dtype the network gives them (float64 or float32).  The convolutional
-layers reuse their large scratch buffers from one mini-batch to the next, and a layer
-that is first in its network may set ``input_grad = False`` to skip computing the
-gradient with respect to the images (:class:`nndl.network3.Network` does that).
+layers reuse their large scratch buffers from one mini-batch to the next, and skip the
+gradient with respect to the images when they are first in their network
+(``input_grad = False``).
 """
 import numpy as np
 
-from . import activations, backend, kernels, shards
+from . import activations, backend, kernels
 from .errors import ConfigError, ShapeError
-from .layers import Dense, Layer, _init_normal
+from .layers import Dense, Dropout, Layer, _init_normal, _probability
 
 # In evaluation, batches whose column matrix would exceed this many bytes are
 # convolved in chunks (predict() sends 1000 images at once).
@@ -91,85 +91,57 @@ def _check_image_shape(input_shape, in_channels, kh, kw, what):
 class _Conv:
     """The convolution z = W ⋆ x shared by Conv2D and ConvPoolLayer, in (K, N·OH·OW) layout."""
 
+    parallel_batches = True  # big batches pay for being cut in shards (nndl.fast.shards)
+
     def _setup_conv(self):
         self._buf = _Buffers()
-        self.input_grad = True
 
-    def _convolve(self, x, key=0):
+    def replica(self):
+        r = super().replica()
+        r._buf = _Buffers()  # scratch of its own: replicas run at the same time
+        return r
+
+    def _convolve(self, x):
         """x (N, C, H, W) -> (W @ im2col(x) (K, N·OH·OW), the columns (C·kh·kw, N·OH·OW)).
 
-        Both live in scratch buffers named by ``key`` (one set per shard), so they hold
-        until the next call with the same key."""
+        Both live in scratch buffers, so they hold until the next call."""
         K, C, kh, kw = self.w.shape
         P = len(x) * self.OH * self.OW
         w2 = self.w.reshape(K, C * kh * kw)                                  # (K, C·kh·kw)
         cols = kernels.im2col(x, kh, kw, self.stride,
-                              out=self._buf.get(f"cols{key}", x, (C * kh * kw, P), x.dtype))
-        z = backend.xp(x).matmul(w2, cols, out=self._buf.get(f"z{key}", x, (K, P), x.dtype))
+                              out=self._buf.get("cols", x, (C * kh * kw, P), x.dtype))
+        z = backend.xp(x).matmul(w2, cols, out=self._buf.get("z", x, (K, P), x.dtype))
         return z, cols
 
+    def _chunk(self, x, train):
+        """Images per convolution: the whole batch in training (backward needs its
+        columns), else as many as keep the column matrix under _EVAL_COLS_BYTES."""
+        return len(x) if train else self._chunks(x)
+
     def _chunks(self, x):
-        """The batch size for evaluation that keeps the column matrix under _EVAL_COLS_BYTES."""
         K, C, kh, kw = self.w.shape
         per = C * kh * kw * self.OH * self.OW * x.dtype.itemsize
         return max(1, _EVAL_COLS_BYTES // per)
 
-    def _conv_backward(self, dz, cols, nabla_w, x_shape, dx=None, key=0):
-        """dz (K, N·OH·OW) and the forward pass's cols -> nabla_w (K, C·kh·kw) (BP4) and,
-        if ``input_grad``, ∂C/∂x (N, C, H, W) (BP2), into ``dx`` if given; returns it or None."""
+    def _conv_backward(self, dz, cols, x_shape):
+        """dz (K, N·OH·OW) and the forward pass's cols -> nabla_w (BP4) and, if
+        ``input_grad``, ∂C/∂x (N, C, H, W) (BP2), which it returns (else None)."""
         K, C, kh, kw = self.w.shape
         xp = backend.xp(dz)
-        kernels.matmul_nt(dz, cols, out=nabla_w)                             # BP4: δ colsᵀ
+        kernels.matmul_nt(dz, cols, out=self.nabla_w.reshape(K, C * kh * kw))  # BP4: δ colsᵀ
         if not self.input_grad:
             return None
         w2 = self.w.reshape(K, C * kh * kw)
-        dcols = xp.matmul(w2.T, dz, out=self._buf.get(f"dcols{key}", dz, (C * kh * kw, dz.shape[1]),
+        dcols = xp.matmul(w2.T, dz, out=self._buf.get("dcols", dz, (C * kh * kw, dz.shape[1]),
                                                       dz.dtype))            # BP2: Wᵀδ
-        return kernels.col2im(dcols, x_shape, kh, kw, self.stride, out=dx)    # (N, C, H, W)
+        return kernels.col2im(dcols, x_shape, kh, kw, self.stride)            # (N, C, H, W)
 
-    def _forward_shards(self, x, train, images):
-        """Run ``images(key, start, stop, chunk)`` over the batch: whole, or one shard per
-        core inside a :func:`nndl.shards.session`; each call convolves its images a
-        chunk at a time (evaluation keeps the column matrix under _EVAL_COLS_BYTES;
-        training runs one chunk) and returns what backward needs of it.  Keeps that,
-        per shard, in ``_saved`` (None after a chunked evaluation)."""
-        N = len(x)
-        chunk = N if train else self._chunks(x)
-        cuts = shards.bounds(N, backend.xp(x)) or [(0, N)]
-        run = lambda i, start, stop: (start, stop) + tuple(images(i, start, stop, chunk))
-        saved = [run(0, 0, N)] if len(cuts) == 1 else shards.run(run, cuts)
-        self._saved = saved if chunk >= N else None
-        self.x_shape = x.shape
-
-    def _backward_shards(self, like, images):
-        """``images(key, start, stop, cols, *rest)`` -> (δ (K, n·OH·OW), nabla_b) for each
-        shard the forward pass ran; then BP4 and BP2 shard by shard.  Sums the shards'
-        nabla_b and nabla_w and returns ∂C/∂x (N, C, H, W), or None if input_grad is off."""
+    def _stored(self):
+        """What the last forward pass kept for backward, or a clear error."""
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward: no stored forward pass; "
-                               "call forward() on this batch first")
-        saved, K, N = self._saved, self.w.shape[0], self.x_shape[0]
-        nabla_w = self.nabla_w.reshape(K, -1)
-        # one pass: col2im allocates ∂C/∂x; shards: each fills its part of one array
-        dx = None if len(saved) == 1 or not self.input_grad else \
-            backend.xp(like).empty(self.x_shape, like.dtype)
-
-        def run(i, start, stop):
-            dz, nabla_b = images(i, *saved[i])
-            nw = nabla_w if i == 0 else self._buf.get(f"nabla_w{i}", like, nabla_w.shape, like.dtype)
-            dxi = self._conv_backward(dz, saved[i][2], nw, (stop - start,) + self.x_shape[1:],
-                                      None if dx is None else dx[start:stop], key=i)
-            return nabla_b, nw, dxi                                          # BP3, BP4, BP2
-
-        if len(saved) == 1:
-            self.nabla_b, _, dx = run(0, 0, N)
-        else:
-            parts = shards.run(run, [s[:2] for s in saved])
-            self.nabla_b = parts[0][0]
-            for nabla_b, nw, _ in parts[1:]:
-                self.nabla_b = self.nabla_b + nabla_b
-                nabla_w += nw
-        return dx
+                               "call forward(x, train=True) on this batch first")
+        return self._saved
 
     def _init_weights(self, rng, dtype, std):
         K = self.w_shape[0]
@@ -184,7 +156,7 @@ class _Conv:
         self.w = np.ascontiguousarray(self.w)
         self.nabla_w = np.zeros_like(self.w)
         self.nabla_b = np.zeros_like(self.b)
-        self._saved = None  # per shard: (start, stop, cols, ...), from the last forward pass
+        self._saved = None  # what backward needs of the last training forward pass
 
 
 class Conv2D(_Conv, Layer):
@@ -198,7 +170,6 @@ class Conv2D(_Conv, Layer):
     """
 
     regularized = ("w",)
-    batch_shards = True  # forward and backward cut big batches into shards (nndl.shards)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1,
                  activation="identity", init="default"):
@@ -234,16 +205,13 @@ class Conv2D(_Conv, Layer):
         x = _images(a_in, self.input_shape, "Conv2D")
         K, N = self.out_channels, len(x)
         self.z = backend.xp(x).empty((N, K, self.OH, self.OW), x.dtype)
-
-        def images(i, start, stop, chunk):
-            for k in range(start, stop, chunk):
-                n = min(chunk, stop - k)
-                zt, cols = self._convolve(x[k:k + n], key=i)                 # (K, n·OH·OW)
-                zt += self.b[:, None]
-                self.z[k:k + n] = zt.reshape(K, n, self.OH, self.OW).transpose(1, 0, 2, 3)
-            return (cols,)
-
-        self._forward_shards(x, train, images)
+        chunk = self._chunk(x, train)
+        for k in range(0, N, chunk):
+            n = min(chunk, N - k)
+            zt, cols = self._convolve(x[k:k + n])                            # (K, n·OH·OW)
+            zt += self.b[:, None]
+            self.z[k:k + n] = zt.reshape(K, n, self.OH, self.OW).transpose(1, 0, 2, 3)
+        self._saved = (cols, x.shape) if chunk >= N else None  # backward needs the whole batch's
         self.a = self.activation.fn(self.z)
         return self.a
 
@@ -254,16 +222,13 @@ class Conv2D(_Conv, Layer):
 
     def backward_from_delta(self, delta):
         """δ = ∂C/∂z (N, K, OH, OW) -> ∂C/∂a_in (N, C, H, W), or None if input_grad is off."""
-        K = self.out_channels
-
-        def images(i, start, stop, cols):
-            dz = self._buf.get(f"dz{i}", delta, (K, (stop - start) * self.OH * self.OW), delta.dtype)
-            dz.reshape(K, stop - start, self.OH, self.OW)[...] = \
-                delta[start:stop].transpose(1, 0, 2, 3)                    # (K, n·OH·OW)
-            return dz, dz.sum(axis=1)                                        # BP3
-
-        dx = self._backward_shards(delta, images)
-        return None if dx is None else dx.reshape((len(delta),) + self.input_shape)
+        cols, x_shape = self._stored()
+        K, N = self.out_channels, len(delta)
+        dz = self._buf.get("dz", delta, (K, N * self.OH * self.OW), delta.dtype)
+        dz.reshape(K, N, self.OH, self.OW)[...] = delta.transpose(1, 0, 2, 3)  # (K, N·OH·OW)
+        self.nabla_b = dz.sum(axis=1)                                        # BP3
+        dx = self._conv_backward(dz, cols, x_shape)                          # BP4, BP2
+        return None if dx is None else dx.reshape((N,) + self.input_shape)
 
     def parameters(self):
         return [("w", self.w, self.nabla_w), ("b", self.b, self.nabla_b)]
@@ -342,14 +307,10 @@ class ConvPoolLayer(_Conv, Layer):
 
     Weights start N(0, 1/(C·kh·kw)), the fan-in; ``book_init=True`` reproduces
     network3's N(0, 1/n_out) with n_out = K·kh·kw/(pool area).  Biases start N(0, 1).
-
-    Inside a :func:`nndl.shards.session` (which ``Network`` opens for its epochs and
-    evaluation), big batches run as one shard per core, in parallel.
     """
 
     regularized = ("w",)
     stride = 1
-    batch_shards = True  # forward and backward cut big batches into shards (nndl.shards)
 
     def __init__(self, filter_shape, image_shape, poolsize=(2, 2), activation_fn="sigmoid",
                  book_init=False):
@@ -366,7 +327,6 @@ class ConvPoolLayer(_Conv, Layer):
         if C != C_img:
             raise ShapeError(f"ConvPoolLayer: filter_shape {self.filter_shape} has {C} input channels "
                              f"but image_shape {self.image_shape} has {C_img}")
-        self.input_shape = (C, H, W)  # lets a Network infer its input shape from this layer
         self.w_shape = self.filter_shape
         self.init = "default"
         self.w = self.b = None
@@ -375,6 +335,9 @@ class ConvPoolLayer(_Conv, Layer):
     @property
     def activation_fn(self):
         return self.activation
+
+    def input_shape_hint(self):
+        return self.image_shape[1:]
 
     def build(self, input_shape, rng, dtype):
         K, C, kh, kw = self.filter_shape
@@ -406,19 +369,16 @@ class ConvPoolLayer(_Conv, Layer):
         relu = self.activation is activations.ReLU  # applied in the pooling pass
         self.z = xp.empty((N, K, self.PH, self.PW), x.dtype)
         a = xp.empty_like(self.z) if relu else self.z
-
-        def images(i, start, stop, chunk):
-            """The product (K, n, OH, OW) is pooled in its own contiguous layout, and the
-            four-times-smaller result written in (N, K, ...) order with the bias added."""
-            for k in range(start, stop, chunk):
-                n = min(chunk, stop - k)
-                zt, cols = self._convolve(x[k:k + n], key=i)
-                _, _, argmax = kernels.pool_bias_act(
-                    zt.reshape(K, n, self.OH, self.OW), self.b, self.poolsize, relu,
-                    z=self.z[k:k + n], a=a[k:k + n] if relu else None)
-            return cols, argmax
-
-        self._forward_shards(x, train, images)
+        chunk = self._chunk(x, train)
+        for k in range(0, N, chunk):
+            # The product (K, n, OH, OW) is pooled in its own contiguous layout, and the
+            # four-times-smaller result written in (N, K, ...) order with the bias added.
+            n = min(chunk, N - k)
+            zt, cols = self._convolve(x[k:k + n])
+            _, _, argmax = kernels.pool_bias_act(
+                zt.reshape(K, n, self.OH, self.OW), self.b, self.poolsize, relu,
+                z=self.z[k:k + n], a=a[k:k + n] if relu else None)
+        self._saved = (cols, argmax, x.shape) if chunk >= N else None  # backward needs the whole batch's
         self.a = a if relu else self.activation.fn(self.z)
         return self.a
 
@@ -436,17 +396,13 @@ class ConvPoolLayer(_Conv, Layer):
 
     def _backward(self, grad, relu):
         """∂C/∂a (relu: masked by z > 0 here) or δ -> nabla_b (BP3), then BP4 and BP2."""
+        cols, argmax, x_shape = self._stored()
         K, N = self.filter_shape[0], len(grad)
         grad = grad.reshape(self.z.shape)
-
-        def images(i, start, stop, cols, argmax):
-            dz = self._buf.get(f"dz{i}", grad, (K, (stop - start) * self.OH * self.OW), grad.dtype)
-            nabla_b = kernels.unpool_bias_act_backward(                      # δ to each maximum
-                grad[start:stop], self.z[start:stop], argmax, self.poolsize, relu,
-                out=dz.reshape(K, stop - start, self.OH, self.OW))          # (K, n, OH, OW)
-            return dz, nabla_b
-
-        dx = self._backward_shards(grad, images)
+        dz = self._buf.get("dz", grad, (K, N * self.OH * self.OW), grad.dtype)
+        self.nabla_b = kernels.unpool_bias_act_backward(                     # BP3; δ to each maximum
+            grad, self.z, argmax, self.poolsize, relu, out=dz.reshape(K, N, self.OH, self.OW))
+        dx = self._conv_backward(dz, cols, x_shape)                          # BP4, BP2
         return None if dx is None else dx.reshape((N,) + self.input_shape)
 
     def parameters(self):
@@ -461,15 +417,14 @@ class ConvPoolLayer(_Conv, Layer):
 
 
 class FullyConnectedLayer(Dense):
-    """a = σ((a_in ⊙ mask/(1-p)) wᵀ + b)  (ch. 6, network3's layer; dropout from ch. 3).
+    """a = σ(dropout(a_in) wᵀ + b)  (ch. 6, network3's layer; dropout from ch. 3).
 
-    A :class:`~nndl.layers.Dense` layer that flattens any input and, in training, drops
-    each of its *inputs* with probability ``p_dropout``.  network3 trained with the kept
-    inputs unscaled and multiplied the weights by (1 - p_dropout) at evaluation; this is
-    inverted dropout instead (kept inputs scaled by 1/(1-p) in training, nothing changed
-    at evaluation), which gives the same expected input.  The mask comes from the
-    network's rng, or from ``mask_fn(shape, rng)`` (a 0/1 keep-mask) when given, which
-    tests use to freeze it.
+    A :class:`~nndl.layers.Dense` layer after a :class:`~nndl.layers.Dropout` of its
+    *inputs* with probability ``p_dropout``: in training each input is dropped, the
+    kept ones scaled by 1/(1-p) (inverted dropout).  network3 trained with the kept
+    inputs unscaled and multiplied the weights by (1 - p_dropout) at evaluation
+    instead, which gives the same expected input.  ``mask_fn(shape, rng)`` (a 0/1
+    keep-mask) freezes the mask, for tests.
 
     Weights start N(0, 1/n_in); ``book_init=True`` reproduces network3's N(0, 1/n_out).
     Biases start N(0, 1).
@@ -477,54 +432,63 @@ class FullyConnectedLayer(Dense):
 
     def __init__(self, n_in, n_out, activation_fn="sigmoid", p_dropout=0.0, book_init=False,
                  mask_fn=None):
-        super().__init__(n_in, n_out, activation=activation_fn)
-        p = float(p_dropout)
-        if not 0.0 <= p < 1.0:
-            raise ConfigError(f"{type(self).__name__} p_dropout: expected 0 <= p_dropout < 1, "
-                              f"got {p_dropout}")
-        self.p_dropout = p
         self.book_init = bool(book_init)
-        self.mask_fn = mask_fn
-        self.mask = None
+        super().__init__(n_in, n_out, activation=activation_fn,
+                         init=_fan_out_init if self.book_init else "default")
+        self.dropout = Dropout(_probability(p_dropout, f"{type(self).__name__} p_dropout"), mask_fn)
+
+    @property
+    def p_dropout(self):
+        return self.dropout.p
+
+    @property
+    def mask(self):
+        """The last training pass's dropout mask (None in evaluation)."""
+        return self.dropout.mask
 
     @property
     def activation_fn(self):
         return self.activation
 
-    def initialize(self, rng, dtype=np.float64):
-        """Draw fresh weights N(0, 1/n_in) (or network3's N(0, 1/n_out)) and biases N(0, 1)."""
-        if self.book_init and self.init == "default":
-            self.w = _init_normal(rng, (self.n_out, self.n_in), np.sqrt(1.0 / self.n_out), dtype)
-            self.b = _init_normal(rng, (self.n_out,), 1.0, dtype)
-            self.nabla_w, self.nabla_b = np.zeros_like(self.w), np.zeros_like(self.b)
-        else:
-            super().initialize(rng, dtype)
+    @property
+    def kernel(self):
+        return super().kernel if self.p_dropout == 0.0 else None
+
+    @property
+    def stochastic(self):
+        return self.dropout.stochastic
+
+    def build(self, input_shape, rng, dtype):
+        self.dropout.build(input_shape, rng, dtype)
+        return super().build(input_shape, rng, dtype)
+
+    def replica(self):
+        r = super().replica()
+        r.dropout = self.dropout.replica()
+        return r
 
     def forward(self, a_in, train=False):
         """(N, n_in) or (N, ...) -> (N, n_out)."""
-        a_in = a_in.reshape(len(a_in), self.n_in)                            # (N, n_in)
-        self.mask = None
-        if train and self.p_dropout > 0.0:
-            xp = backend.xp(a_in)
-            if self.mask_fn is not None:
-                keep = xp.asarray(self.mask_fn(a_in.shape, self.rng))
-            else:
-                keep = xp.asarray(self.rng.random(a_in.shape) >= self.p_dropout)
-            self.mask = keep.astype(a_in.dtype) * a_in.dtype.type(1.0 / (1.0 - self.p_dropout))
-            a_in = a_in * self.mask                                          # dropped inputs
+        a_in = self.dropout.forward(a_in.reshape(len(a_in), self.n_in), train)   # (N, n_in)
         return super().forward(a_in, train)
 
     def backward_from_delta(self, delta):
         """δ = ∂C/∂z (N, n_out) -> ∂C/∂a_in, through the dropout mask."""
         grad = super().backward_from_delta(delta)                            # BP2: wᵀδ
-        if self.mask is not None:
-            grad = grad * self.mask.reshape(grad.shape)
-        return grad
+        if grad is None:
+            return None
+        return self.dropout.backward(grad.reshape(len(grad), self.n_in)).reshape(grad.shape)
 
     def config(self):
         return {"n_in": self.n_in, "n_out": self.n_out,
                 "activation_fn": _activation_name(self.activation),
                 "p_dropout": self.p_dropout, "book_init": self.book_init}
+
+
+def _fan_out_init(rng, shape, dtype):
+    """network3's starting weights N(0, 1/n_out) (its bug, on request) and biases N(0, 1)."""
+    return (_init_normal(rng, shape, np.sqrt(1.0 / shape[0]), dtype),
+            _init_normal(rng, (shape[0],), 1.0, dtype))
 
 
 class SoftmaxLayer(FullyConnectedLayer):

@@ -19,6 +19,8 @@ _TINY = 1e-12
 class QuadraticCost:
     """C = ½ Σ_x ‖a - y‖²  (ch. 1, eq. 6)."""
 
+    kernel = "quadratic"  # nndl.fast's id for it (None: not fusable)
+
     @staticmethod
     def fn(a, y):
         d = a - y
@@ -31,6 +33,8 @@ class QuadraticCost:
 
 class CrossEntropyCost:
     """C = -Σ_x Σ_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)]  (ch. 3, eq. 63)."""
+
+    kernel = "cross-entropy"
 
     @staticmethod
     def fn(a, y):
@@ -49,6 +53,8 @@ class CrossEntropyCost:
 
 class LogLikelihoodCost:
     """C = -Σ_x ln a_y, the log-probability of the right class  (ch. 3, eq. 80)."""
+
+    kernel = "log-likelihood"
 
     @staticmethod
     def fn(a, y):

@@ -1,25 +1,56 @@
 """Layers: each owns its forward pass and, right below it, its backward pass.
 
-``forward(a_in, train)`` keeps on ``self`` what ``backward`` needs; ``backward(grad_a)``
-takes ∂C/∂a_out, fills the layer's ``nabla_*`` and returns ∂C/∂a_in.  Layers with an
-activation also have ``backward_from_delta(delta)``, entered with δ = ∂C/∂z directly,
-because the cost hands the output layer δ^L (BP1).  ``parameters()`` lists
-``(name, value, gradient)`` triples for the optimizer; weights are named ``w`` and are
-the only parameters regularization touches.
+Every layer speaks the protocol that :class:`Layer` declares, with its defaults:
+
+==========================  ===============================================================
+``build(shape, rng, dtype)`` check the per-example input shape, allocate parameters,
+                             return the output shape
+``forward(a_in, train)``     (N, *in) -> (N, *out); keeps on ``self`` what backward needs
+``backward(grad_a)``         ∂C/∂a_out -> ∂C/∂a_in (BP2), filling the ``nabla_*``
+``backward_from_delta(δ)``   layers with an ``activation``: entered with δ = ∂C/∂z, as the
+                             cost hands the output layer δ^L (BP1)
+``parameters()``             ``(name, value, gradient)`` triples for the optimizer
+``regularized``              names of the parameters L1/L2 act on (weights, never biases)
+``input_grad``               False: ∂C/∂a_in is not needed (the first layer), skip it
+``config()``                 constructor arguments, JSON-able, for save/load
+``input_shape_hint()``       the per-example input shape this layer implies, or None
+==========================  ===============================================================
+
+and three declarations that only :mod:`nndl.fast` reads: ``kernel`` (the fused path's
+id for this layer, None: not fusable), ``stochastic`` (draws randomness in training)
+and ``parallel_batches`` (a pass long enough to pay for cutting its batch in shards).
+Each subclass registers itself by name as it is defined (:data:`LAYER_TYPES`), so a
+saved network can name its layers without a hard-coded list.
 
 Dense layers implement chapters 1-3; convolution and pooling (chapter 6) live in
 :mod:`nndl.conv` and follow the same protocol.
 """
+import copy
+
 import numpy as np
 
-from . import activations, backend, shards
+from . import activations, backend
 from .errors import ConfigError, ShapeError
+
+#: Layer classes by name, filled as each subclass of :class:`Layer` is defined.
+LAYER_TYPES = {}
 
 
 class Layer:
     """Base class: a layer without parameters, whose output shape equals its input's."""
 
-    regularized = ()  # names of the parameters that L1/L2 act on
+    regularized = ()      # names of the parameters that L1/L2 act on
+    activation = None     # a layer with an activation can be a network's output layer
+    input_grad = True     # False: backward may skip ∂C/∂a_in and return None
+    w_shape = None        # the weights' shape, known before build (checked on load)
+    kernel = None         # nndl.fast's id for this layer; None: not fusable
+    stochastic = False    # draws randomness in training (dropout): never run in shards
+    parallel_batches = False  # a pass long enough to pay for cutting its batch (nndl.fast)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            LAYER_TYPES[cls.__name__] = cls
 
     def build(self, input_shape, rng, dtype):
         """Check the per-example ``input_shape``, allocate parameters; return the output shape."""
@@ -27,7 +58,20 @@ class Layer:
         self.rng = rng
         return self.input_shape
 
+    def input_shape_hint(self):
+        """The per-example input shape this layer implies before it is built, or None."""
+        return None
+
+    def forward(self, a_in, train=False):
+        """(N, ...) -> (N, ...): the identity."""
+        return a_in
+
+    def backward(self, grad_a):
+        """∂C/∂a_out -> ∂C/∂a_in: the identity."""
+        return grad_a
+
     def parameters(self):
+        """``[(name, value, gradient), ...]``: what the optimizer updates."""
         return []
 
     def to(self, xp):
@@ -37,6 +81,14 @@ class Layer:
             setattr(self, name, backend.move(p, xp))
             setattr(self, f"nabla_{name}", backend.move(g, xp))
         return self
+
+    def replica(self):
+        """A copy sharing this layer's parameters, with its own gradients and per-pass
+        state, so that several can run forward and backward at once (nndl.fast.shards)."""
+        r = copy.copy(self)
+        for name, p, g in self.parameters():
+            setattr(r, f"nabla_{name}", backend.xp(g).zeros_like(g))
+        return r
 
     def config(self):
         """Constructor arguments, JSON-able, for :meth:`Network.save`."""
@@ -79,6 +131,14 @@ class Dense(Layer):
         """The shape of ``w``, known before the layer is built."""
         return (self.n_out, self.n_in)
 
+    @property
+    def kernel(self):
+        """The fused path runs biased Dense layers (nndl.fast.dense)."""
+        return "dense" if self.bias else None
+
+    def input_shape_hint(self):
+        return (self.n_in,)
+
     def build(self, input_shape, rng, dtype):
         super().build(input_shape, rng, dtype)
         if int(np.prod(self.input_shape)) != self.n_in:
@@ -109,7 +169,7 @@ class Dense(Layer):
     def forward(self, a_in, train=False):
         """(N, n_in) or (N, ...) -> (N, n_out)."""
         self.a_in = a_in.reshape(len(a_in), self.n_in)     # (N, n_in)
-        self.z = shards.matmul(self.a_in, self.w.T)         # (N, n_out)
+        self.z = self.a_in @ self.w.T                       # (N, n_out)
         if self.bias:
             self.z += self.b
         self.a = self.activation.fn(self.z)
@@ -124,8 +184,10 @@ class Dense(Layer):
         """δ = ∂C/∂z (N, n_out) -> ∂C/∂a_in."""
         if self.bias:
             self.nabla_b = delta.sum(axis=0)                 # BP3
-        self.nabla_w = shards.matmul_tn(delta, self.a_in)   # BP4: δᵀ a_in, (n_out, n_in)
-        grad_in = shards.matmul(delta, self.w)              # BP2: wᵀδ, (N, n_in)
+        self.nabla_w = delta.T @ self.a_in                  # BP4: δᵀ a_in, (n_out, n_in)
+        if not self.input_grad:
+            return None
+        grad_in = delta @ self.w                            # BP2: wᵀδ, (N, n_in)
         return grad_in.reshape((len(delta),) + self.input_shape)
 
     def parameters(self):
@@ -154,9 +216,7 @@ class Dropout(Layer):
     """
 
     def __init__(self, p=0.5, mask_fn=None):
-        p = float(p)
-        if not 0.0 <= p < 1.0:
-            raise ConfigError(f"Dropout p: expected 0 <= p < 1, got {p}")
+        p = _probability(p, "Dropout p")
         self.p = p
         self.mask_fn = mask_fn
         self.rng = None  # set by Network; a standalone layer draws from a fresh generator
@@ -177,11 +237,26 @@ class Dropout(Layer):
         self.mask = keep.astype(a_in.dtype) * a_in.dtype.type(1.0 / (1.0 - self.p))
         return a_in * self.mask
 
+    @property
+    def stochastic(self):
+        return self.p > 0.0
+
     def backward(self, grad_a):
+        """∂C/∂a_out -> ∂C/∂a_in: through the same mask."""
         return grad_a if self.mask is None else grad_a * self.mask
 
     def config(self):
         return {"p": self.p}
+
+
+def _probability(p, what):
+    """``p`` as a float in [0, 1), or a ConfigError naming ``what``."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{what}: expected a number 0 <= p < 1, got {p!r}")
+    p = float(p)
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"{what}: expected 0 <= p < 1, got {p}")
+    return p
 
 
 class Flatten(Layer):

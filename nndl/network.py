@@ -17,6 +17,7 @@ from . import backend
 from . import net as _net
 from .activations import Sigmoid
 from .costs import QuadraticCost
+from .layers import Dense
 
 
 class Network(_net.Network):
@@ -50,7 +51,7 @@ class Network(_net.Network):
         if x.ndim == 2 and x.shape[1] == 1 and x.shape[0] == int(np.prod(self.input_shape)):
             xb, _, yb = self._prepare([(x, y)], "x")
             super().backprop(xb, yb)
-            dense = [l for l in self.layers if hasattr(l, "nabla_w")]
+            dense = [l for l in self.layers if isinstance(l, Dense)]
             return ([l.nabla_b.reshape(-1, 1).copy() for l in dense],
                     [l.nabla_w.copy() for l in dense])
         return super().backprop(x, y)

@@ -12,16 +12,22 @@ nndl's format (JSON when the name ends in ``.json``), and ``load`` reads it back
 """
 import numpy as np
 
-from . import net as _net
+from . import network
 from .costs import CrossEntropyCost, QuadraticCost  # noqa: F401  (the book's names)
 from .network import sigmoid, sigmoid_prime  # noqa: F401
 
 
-class Network(_net.Network):
-    """``Network(sizes, cost=CrossEntropyCost)``: chapter 3's improved network."""
+class Network(network.Network):
+    """``Network(sizes, cost=CrossEntropyCost)``: chapter 3's improved network, whose
+    weights start N(0, 1/n_in); column vectors in and out, as in chapter 1."""
 
     def __init__(self, sizes, cost=CrossEntropyCost, seed=None, **kwargs):
+        kwargs.setdefault("init", "default")
         super().__init__(sizes, cost=cost, seed=seed, **kwargs)
+
+    def SGD(self, training_data, epochs, mini_batch_size, eta, *args, **kwargs):
+        return super(network.Network, self).SGD(training_data, epochs, mini_batch_size, eta,
+                                                *args, **kwargs)
 
 
 def load(filename):

@@ -95,17 +95,13 @@ class Network(_net.Network):
 
     The cost is the log-likelihood of the softmax output.  ``mini_batch_size`` is kept
     for the book's sake; ``SGD`` takes its own.  Other keywords (``seed=``, ``rng=``,
-    ``input_shape=``) go to :class:`nndl.Network`.  The first layer is told not to
-    compute the gradient with respect to the images (``input_grad = False``), which
-    nobody uses.
+    ``input_shape=``) go to :class:`nndl.Network`.
     """
 
     def __init__(self, layers, mini_batch_size=None, cost=LogLikelihoodCost, dtype=np.float32,
                  **kwargs):
         super().__init__(layers, cost=cost, dtype=dtype, **kwargs)
         self.mini_batch_size = mini_batch_size
-        if hasattr(self.layers[0], "input_grad"):
-            self.layers[0].input_grad = False
 
     def SGD(self, training_data, epochs, mini_batch_size, eta, validation_data=None,
             test_data=None, lmbda=0.0, book_l2=False, progress=False, verbose=True,
@@ -116,7 +112,7 @@ class Network(_net.Network):
         the best validation accuracy (the latest epoch wins ties, as in network3), the
         iteration (mini-batch count, from 0) at which it was reached, and the test
         accuracy at that epoch (None without test data).  The full per-epoch
-        :class:`nndl.net.History` is left in ``self.history``.  ``book_l2=True`` scales
+        :class:`nndl.training.History` is left in ``self.history``.  ``book_l2=True`` scales
         the L2 term by the number of mini-batches, as network3 did, instead of by the
         training-set size n.  ``timing=True`` adds each epoch's seconds to its line.
         ``checkpoint``/``resume`` are :meth:`nndl.Network.SGD`'s: the running best is

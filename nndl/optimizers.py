@@ -44,6 +44,7 @@ class _Stateful:
     """Per-parameter arrays ("slots") kept by the optimizer, created as zeros on first use."""
 
     slots = ()
+    kernel = None  # nndl.fast has no fused form of these
 
     def __init__(self):
         self._state = {}
@@ -71,6 +72,8 @@ class SGD:
     With L2 this is network2's ``w → (1 - ηλ/n) w - (η/m) Σ_x ∂C_x/∂w``.  It has no
     state.
     """
+
+    kernel = "sgd"  # nndl.fast's id for it (None: not fusable)
 
     def step(self, layers, eta, m, reg=None, n=1):
         for layer in layers:

@@ -12,6 +12,7 @@ class L2:
     """(λ/2n) Σ_w w²: weight decay, w → (1 - ηλ/n) w - (η/m) Σ ∂C_x/∂w  (eq. 93)."""
 
     name = "L2"
+    kernel = "L2"  # nndl.fast's id for it (None: not fusable)
 
     def __init__(self, lmbda=0.0):
         self.lmbda = float(lmbda)
@@ -27,6 +28,7 @@ class L1:
     """(λ/n) Σ_w |w|: w → w - (ηλ/n) sgn(w) - (η/m) Σ ∂C_x/∂w  (eq. 97), sgn(0) = 0."""
 
     name = "L1"
+    kernel = "L1"
 
     def __init__(self, lmbda=0.0):
         self.lmbda = float(lmbda)

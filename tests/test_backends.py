@@ -17,7 +17,8 @@ import pytest
 
 import strict_xp
 from nndl import (ConfigError, ConvPoolLayer, Dense, Dropout, Flatten, FullyConnectedLayer,
-                  L2Pool2D, MaxPool2D, Network, SoftmaxLayer, backend, fastpath)
+                  L2Pool2D, MaxPool2D, Network, SoftmaxLayer, backend)
+from nndl.fast import dense as fastpath
 from nndl import optimizers
 from nndl.activations import ACTIVATIONS
 from nndl.conv import Conv2D

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from nndl import Dense, Dropout, Network, fastpath
+from nndl import Dense, Dropout, Network
+from nndl.fast import dense as fastpath
 from nndl.errors import DivergenceError
 from nndl.optimizers import Momentum
 

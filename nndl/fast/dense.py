@@ -7,7 +7,9 @@ calls of ~1 µs plus five small matrix products.  When a network is a plain stac
 mini-batches inside one numba-compiled function instead: the same equations (BP1-BP4
 and the update rule of :mod:`nndl.optimizers`), the same shuffled order, no Python per
 step, no allocation per step.  The layer-by-layer numpy code in :mod:`nndl.layers` stays
-the reference; ``tests/test_fastpath.py`` checks the two agree.
+the reference; ``tests/test_fastpath.py`` and ``tests/test_fast_conformance.py`` check
+the two agree.  This module knows no class of the model: it reads what layers,
+activations, costs, regularizers and optimizers declare (``kernel``).
 
 Four things make it faster than the same equations as separate matrix products:
 
@@ -27,25 +29,27 @@ Four things make it faster than the same equations as separate matrix products:
   once with their own exp (``_sigmoid_rows``): a libm call per value would keep the
   loop scalar (W1/W2 steps 6-10% faster).
 
-Supported: activations sigmoid / tanh / ReLU / identity in every layer, softmax on the
-output; the quadratic cost with an elementwise output, cross-entropy with a sigmoid
-output, log-likelihood with a softmax output; no regularization, L2 or L1.  Anything
-else (dropout, convolutions, other optimizers, CuPy arrays) uses the reference path.
+Supported (by kernel id): layers ``"dense"``; activations ``"sigmoid"``, ``"tanh"``,
+``"relu"``, ``"identity"`` in every layer, ``"softmax"`` on the output; the
+``"quadratic"`` cost with an elementwise output, ``"cross-entropy"`` with a sigmoid
+output, ``"log-likelihood"`` with a softmax output (BP1 is then a - y); regularizers
+none, ``"L2"`` or ``"L1"``; the ``"sgd"`` optimizer.  Anything else (dropout,
+convolutions, other optimizers, CuPy arrays) runs on the reference path.
 """
 import os
 
 import numpy as np
 
-from . import backend
-from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
-from .costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
-from .layers import Dense
-from .optimizers import SGD
-from .regularization import L1, L2
+from .. import backend
 
-_ACT = {Sigmoid: 0, Tanh: 1, ReLU: 2, Identity: 3, Softmax: 4}
+_ACT = {"sigmoid": 0, "tanh": 1, "relu": 2, "identity": 3, "softmax": 4}
 _SIGMOID, _TANH, _RELU, _IDENTITY, _SOFTMAX = range(5)
-_COST = {QuadraticCost: 0, CrossEntropyCost: 1, LogLikelihoodCost: 2}
+_COST = {"quadratic": 0, "cross-entropy": 1, "log-likelihood": 2}
+# The output activations with which a cost's BP1 is fused (the quadratic cost then
+# multiplies by σ'(z) in the kernel; the other two cancel it: δ^L = a - y).
+_COST_OUTPUTS = {"quadratic": ("sigmoid", "tanh", "relu", "identity"),
+                 "cross-entropy": ("sigmoid",), "log-likelihood": ("softmax",)}
+_REG = {None: 0, "L2": 1, "L1": 2}
 # Reassociation and FMA contraction let LLVM vectorise the dot products; the
 # no-NaN/no-inf assumptions of full fastmath are left off so divergence is still seen.
 _FAST = {"reassoc", "contract", "arcp", "nsz"}
@@ -53,29 +57,29 @@ _FAST = {"reassoc", "contract", "arcp", "nsz"}
 _WIDE = backend.WIDE_VECTORS
 
 
+def _kernel(thing):
+    """What ``thing`` declares as its kernel id (None: not fusable)."""
+    return getattr(thing, "kernel", None)
+
+
 def _dense_stack(layers):
-    """True for a stack of biased Dense layers the kernels run: numba present, supported
-    activations (softmax only on the output), C-contiguous numpy weights."""
+    """True for a stack of layers the kernels run: numba present, every layer declaring
+    ``"dense"`` with a supported activation (softmax only on the output), C-contiguous
+    numpy weights."""
     return (backend.HAS_NUMBA
-            and all(type(l) is Dense and l.bias and l.activation in _ACT for l in layers)
-            and all(l.activation is not Softmax for l in layers[:-1])
+            and all(l.kernel == "dense" and _kernel(l.activation) in _ACT for l in layers)
+            and all(_kernel(l.activation) != "softmax" for l in layers[:-1])
             and all(type(l.w) is np.ndarray and l.w.flags.c_contiguous for l in layers))
 
 
 def eligible(net, optimizer, reg):
     """True when ``net`` can train on the fused path (see the module docstring)."""
-    if type(optimizer) is not SGD or (reg is not None and type(reg) not in (L1, L2)):
+    if _kernel(optimizer) != "sgd" or (reg is not None and _kernel(reg) not in _REG):
         return False
     if not _dense_stack(net.layers):
         return False
-    out, cost = net.layers[-1].activation, net.cost
-    if cost is QuadraticCost:
-        return out is not Softmax
-    if cost is CrossEntropyCost:
-        return out is Sigmoid
-    if cost is LogLikelihoodCost:
-        return out is Softmax
-    return False
+    out, cost = _kernel(net.layers[-1].activation), _kernel(net.cost)
+    return out in _COST_OUTPUTS.get(cost, ())
 
 
 class FusedTrainer:
@@ -88,8 +92,8 @@ class FusedTrainer:
         dt = net.dtype
         m = mini_batch_size
         self.ws, self.bs = tuple(l.w for l in self.layers), tuple(l.b for l in self.layers)
-        self.acts = np.array([_ACT[l.activation] for l in self.layers], np.int64)
-        self.cost = _COST[net.cost]
+        self.acts = np.array([_ACT[l.activation.kernel] for l in self.layers], np.int64)
+        self.cost = _COST[net.cost.kernel]
         # Two sets of activations: while one mini-batch's h[l] feed its update, the
         # next mini-batch's h[l] are being computed with the freshly updated rows.
         # h[l] and delta[l] belong to layer l; the inputs are X's own rows.
@@ -107,7 +111,7 @@ class FusedTrainer:
         Returns -1, or the index (from 0) of the first mini-batch whose output went
         non-finite, before that batch's update is applied.
         """
-        kind = 0 if reg is None else (1 if type(reg) is L2 else 2)
+        kind = _REG[None if reg is None else reg.kernel]
         lmbda_n = 0.0 if reg is None else reg.lmbda / n
         sc = self.scales
         sc[:] = 1.0
@@ -686,6 +690,6 @@ def forward(net, x):
         nothing = np.empty((0, l.n_out), x.dtype)  # no update: only the forward pass runs
         # scale 1 in the weights' dtype: the same compiled _layer as training uses
         _layer(l.w, l.b, nothing, x, rows[:0], 0.0, 0, 0.0, x.dtype.type(1), x, rows, out,
-               _ACT[l.activation], nt)
+               _ACT[l.activation.kernel], nt)
         x = out
     return x

@@ -1,0 +1,53 @@
+"""Speed as a lowering: the same network, run faster, chosen in one place.
+
+The readable model (:mod:`nndl.net`, :mod:`nndl.layers`, :mod:`nndl.conv`) defines
+what is computed.  This package holds two ways of computing the same thing faster on
+the CPU, and knows no class of the model: it reads what layers, activations, costs,
+regularizers and optimizers *declare* about themselves (``kernel``, ``stochastic``,
+``parallel_batches``).
+
+* :mod:`nndl.fast.dense`: a whole run of mini-batches of a stack of dense layers in one
+  numba-compiled loop (chapters 1-3), and its forward pass for evaluation.
+* :mod:`nndl.fast.shards`: a big batch of a convolutional net cut in shards that run the
+  readable ``backprop`` at once on replicas of the layers (chapter 6).
+
+:func:`fusable` is the one yes/no for the fused loop; the training loop
+(:mod:`nndl.training`) and :func:`outputs` (evaluation) are the only callers.  The
+tests check that each lowering gives the reference path's numbers
+(``tests/test_fast_conformance.py``, ``tests/test_fastpath.py``, ``tests/test_shards.py``).
+"""
+import numpy as np
+
+from . import dense, shards
+
+EVAL_BATCH = 1000  # examples per forward pass when evaluating
+_FUSED_FORWARD_MIN = 64  # smaller batches evaluate layer by layer (a call costs more)
+
+
+def fusable(net, optimizer=None, regularization=None, x=None):
+    """True when ``net`` runs on the fused dense kernels: for training when ``optimizer``
+    is given (with ``regularization``, an L1/L2 instance or None), for evaluation when
+    not; ``x``, if given, must be a numpy array of the network's dtype."""
+    if x is not None and not (type(x) is np.ndarray and x.dtype == net.dtype):
+        return False
+    if optimizer is None:
+        return dense._dense_stack(net.layers)
+    return dense.eligible(net, optimizer, regularization)
+
+
+def outputs(net, x):
+    """The network's output activations for ``x`` (N, *input_shape), a batch of
+    EVAL_BATCH at a time, each on the fastest path that gives the reference's numbers;
+    yields (start, outputs) pairs."""
+    n = len(x)
+    if n >= _FUSED_FORWARD_MIN and fusable(net, x=x):
+        flat = x.reshape(n, -1)
+        for k in range(0, n, EVAL_BATCH):
+            chunk = flat[k:k + EVAL_BATCH]
+            yield k, (dense.forward(net, chunk) if len(chunk) >= _FUSED_FORWARD_MIN
+                      else net.feedforward(chunk))
+        return
+    with shards.session(net, min(n, EVAL_BATCH), train=False) as replicas:
+        forward = replicas.feedforward if replicas is not None else net.feedforward
+        for k in range(0, n, EVAL_BATCH):
+            yield k, forward(x[k:k + EVAL_BATCH])
