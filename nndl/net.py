@@ -46,8 +46,7 @@ class Network:
     backend : {"numpy", "cupy"}, optional
         Where the arrays live; default ``$NNDL_BACKEND``, else numpy.
 
-    Layers are built, and their shapes checked against each other, here.  Parameters
-    are drawn on the host, so a seed gives the same network on either backend.
+    Layers are built, and their shapes checked against each other, here.
     """
 
     def __init__(self, layers, cost=costs.CrossEntropyCost, init="default",
@@ -234,42 +233,35 @@ class Network:
 
         Parameters
         ----------
-        training_data : (X, y) arrays or list of (x, y) tuples
+        training_data : (X, y) arrays, or the book's list of (x, y) tuples
             X (n, *input_shape); y labels (n,) or targets (n, n_out).
-        epochs : int
-        mini_batch_size : int
-            m; the last mini-batch of an epoch may be shorter.
+        epochs, mini_batch_size : int
+            Passes over the data; m (the last mini-batch of an epoch may be shorter).
         eta : float or callable
             The learning rate, or ``eta(epoch) -> float`` (chapter 3's exercise).
-        lmbda : float
-            Regularization strength λ (penalty λ/2n Σw² for L2, λ/n Σ|w| for L1).
-        evaluation_data : (X, y) or list, optional
-            Watched by the monitors, early stopping and the schedule.
+        lmbda : float; regularization : {"L2", "L1"} or an L1/L2 instance
+            Penalty λ/2n Σw² (L2) or λ/n Σ|w| (L1), n the training-set size.
+        evaluation_data, test_data : (X, y) or list, optional
+            Watched by the monitors, early stopping and the schedule; ``test_data`` is
+            chapter 1's: ``Epoch j: correct / total`` each epoch.
         monitor_evaluation_cost, monitor_evaluation_accuracy, monitor_training_cost, \
 monitor_training_accuracy : bool
             What to record (and print) after each epoch.
-        early_stopping_n : int
-            Stop after that many epochs without a new best evaluation accuracy (0: off).
-        schedule_n : int
-            Halve eta after that many such epochs; stop at eta/128 (0: off).
-        test_data : (X, y) or list, optional
-            Chapter 1's ``network.SGD``: print ``Epoch j: correct / total`` each epoch.
-        regularization : {"L2", "L1"} or an L1/L2 instance
-        optimizer : Optimizer, optional
-            :mod:`nndl.optimizers` (default plain SGD, the book's rule).
-        verbose : bool
-            Print the book's per-epoch lines.
-        progress : bool
-            A progress bar per epoch (on a terminal).
+        early_stopping_n, schedule_n : int
+            Stop after that many epochs without a new best evaluation accuracy; halve eta
+            after that many, stopping at eta/128 (0: off).
+        optimizer : optional
+            From :mod:`nndl.optimizers` (default plain SGD, the book's rule).
+        verbose, progress : bool
+            Print the book's per-epoch lines; show a progress bar (on a terminal).
         callback : callable, optional
             ``callback(epoch, net, history)`` after each epoch.
         fast : bool
             False forces the reference path where a faster lowering applies.
-        checkpoint : path, optional
-            Write the whole run state there (atomically) after every epoch.
-        resume : bool
-            Continue from ``checkpoint`` if it exists: same result as an unbroken run;
-            a run that had stopped stays stopped; other settings are a ConfigError.
+        checkpoint : path, optional; resume : bool
+            Write the whole run state there after every epoch (atomically); continue
+            from it: the same result as an unbroken run, a stopped run stays stopped,
+            other settings are a ConfigError naming the setting.
         on_divergence : {"raise", "restore"}
             On a DivergenceError: raise it, or restore the epoch's starting state,
             halve eta and try again (until eta/128).
@@ -349,16 +341,7 @@ monitor_training_accuracy : bool
 
     def _spec(self):
         """(JSON-able description, {name: host array}) of the network and its parameters."""
-        arrays = {f"{i}/{name}": backend.to_numpy(p)
-                  for i, layer in enumerate(self.layers) for name, p, _ in layer.parameters()}
-        meta = {
-            "kind": "model",
-            "cost": self.cost.__name__,
-            "dtype": str(self.dtype),
-            "input_shape": list(self.input_shape),
-            "layers": [{"type": type(l).__name__, "config": l.config()} for l in self.layers],
-        }
-        return meta, arrays
+        return _spec(self)
 
     @classmethod
     def load(cls, filename, backend=None):
@@ -367,31 +350,52 @@ monitor_training_accuracy : bool
         ``backend`` ("numpy" or "cupy"; default ``NNDL_BACKEND``, else numpy) places it,
         whichever backend saved it: files hold host arrays.
         """
-        xp = _placement(backend, None)[0]  # a missing GPU is a ConfigError, not a bad file
-        meta, arrays = io.read_arrays(filename)
-        name = os.path.basename(os.fspath(filename))
-        try:
-            layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in meta["layers"]]
-            _check_weight_shapes(layers, arrays, name)  # before building allocates them
-            net = cls(layers, cost=meta["cost"], dtype=meta["dtype"],
-                      input_shape=meta["input_shape"], rng=np.random.default_rng(0), backend=xp)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise FormatError(f"{name}: bad layer description ({type(e).__name__}: {e})") from None
-        net._load_params(arrays, name)
-        return net
+        return _load(cls, filename, backend)
 
     def _load_params(self, arrays, name):
-        for i, layer in enumerate(self.layers):
-            for pname, p, _ in layer.parameters():
-                key = f"{i}/{pname}"
-                if key not in arrays:
-                    raise FormatError(f"{name}: missing array {key}")
-                a = arrays[key]
-                if a.shape != p.shape:
-                    raise FormatError(f"{name}: array {key} has shape {a.shape}, expected {p.shape}")
-                if not np.isfinite(a).all():
-                    raise FormatError(f"{name}: array {key} holds NaN or infinite values")
-                p[...] = backend.move(a, backend.xp(p))
+        _load_params(self, arrays, name)
+
+
+def _spec(net):
+    arrays = {f"{i}/{name}": backend.to_numpy(p)
+              for i, layer in enumerate(net.layers) for name, p, _ in layer.parameters()}
+    meta = {
+        "kind": "model",
+        "cost": net.cost.__name__,
+        "dtype": str(net.dtype),
+        "input_shape": list(net.input_shape),
+        "layers": [{"type": type(l).__name__, "config": l.config()} for l in net.layers],
+    }
+    return meta, arrays
+
+
+def _load(cls, filename, backend_name):
+    xp = _placement(backend_name, None)[0]  # a missing GPU is a ConfigError, not a bad file
+    meta, arrays = io.read_arrays(filename)
+    name = os.path.basename(os.fspath(filename))
+    try:
+        layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in meta["layers"]]
+        _check_weight_shapes(layers, arrays, name)  # before building allocates them
+        net = cls(layers, cost=meta["cost"], dtype=meta["dtype"],
+                  input_shape=meta["input_shape"], rng=np.random.default_rng(0), backend=xp)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise FormatError(f"{name}: bad layer description ({type(e).__name__}: {e})") from None
+    net._load_params(arrays, name)
+    return net
+
+
+def _load_params(net, arrays, name):
+    for i, layer in enumerate(net.layers):
+        for pname, p, _ in layer.parameters():
+            key = f"{i}/{pname}"
+            if key not in arrays:
+                raise FormatError(f"{name}: missing array {key}")
+            a = arrays[key]
+            if a.shape != p.shape:
+                raise FormatError(f"{name}: array {key} has shape {a.shape}, expected {p.shape}")
+            if not np.isfinite(a).all():
+                raise FormatError(f"{name}: array {key} holds NaN or infinite values")
+            p[...] = backend.move(a, backend.xp(p))
 
 
 def _layers(layers, init, activation, output_activation):
