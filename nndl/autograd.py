@@ -387,8 +387,9 @@ def conv2d(x, w, b=None):
 
 
 def max_pool2d(x, size=2):
-    """The maximum of each non-overlapping size × size window: (N, C, H, W) ->
-    (N, C, H//size, W//size), as :class:`nndl.MaxPool2D` (ties: the first maximum)."""
+    """The maximum of each non-overlapping size × size window (``size`` an int or a
+    pair (ph, pw)): (N, C, H, W) -> (N, C, H//ph, W//pw), as :class:`nndl.MaxPool2D`
+    computes it (on ties, the first maximum takes the gradient)."""
     x = _lift(x)
     values, argmax = kernels.maxpool_forward(x.data, size)
 

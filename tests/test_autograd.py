@@ -28,6 +28,11 @@ def check_gradients(f, *arrays, seed=1):
         assert_close(leaf.grad, numerical_gradient(loss, a), err_msg=f"input {i}")
 
 
+def normal(*shapes):
+    """Inputs drawn N(0, 1) in these shapes."""
+    return lambda rng: tuple(rng.standard_normal(shape) for shape in shapes)
+
+
 def _positive(rng, shape):
     return rng.uniform(0.5, 2.0, shape)
 
@@ -42,54 +47,56 @@ def _labels():
 
 # name: (f, the inputs from an rng)
 OPS = {
-    "add": (lambda x, y: x + y, lambda r: (r.standard_normal((3, 4)), r.standard_normal((3, 4)))),
-    "add broadcast row": (lambda x, b: x + b, lambda r: (r.standard_normal((3, 4)), r.standard_normal(4))),
-    "add broadcast outer": (lambda x, y: x + y, lambda r: (r.standard_normal((3, 1)), r.standard_normal((1, 4)))),
-    "add a number": (lambda x: 2.5 + x + 1, lambda r: (r.standard_normal((2, 3)),)),
-    "sub broadcast scalar tensor": (lambda x, s: x - s, lambda r: (r.standard_normal((3, 2)), r.standard_normal(()))),
-    "rsub": (lambda x: 1.0 - x, lambda r: (r.standard_normal((3, 2)),)),
-    "neg": (lambda x: -x, lambda r: (r.standard_normal((3, 2)),)),
-    "mul broadcast column": (lambda x, y: x * y, lambda r: (r.standard_normal((3, 4)), r.standard_normal((3, 1)))),
-    "mul a number": (lambda x: 3 * x * 0.5, lambda r: (r.standard_normal((2, 3)),)),
+    "add": (lambda x, y: x + y, normal((3, 4), (3, 4))),
+    "add broadcast row": (lambda x, b: x + b, normal((3, 4), (4,))),
+    "add broadcast outer": (lambda x, y: x + y, normal((3, 1), (1, 4))),
+    "add a number": (lambda x: 2.5 + x + 1, normal((2, 3))),
+    "sub broadcast scalar tensor": (lambda x, s: x - s, normal((3, 2), ())),
+    "rsub": (lambda x: 1.0 - x, normal((3, 2))),
+    "neg": (lambda x: -x, normal((3, 2))),
+    "mul broadcast column": (lambda x, y: x * y, normal((3, 4), (3, 1))),
+    "mul a number": (lambda x: 3 * x * 0.5, normal((2, 3))),
     "div": (lambda x, y: x / y, lambda r: (r.standard_normal((3, 4)), _positive(r, (3, 4)))),
     "div broadcast": (lambda x, y: x / y, lambda r: (r.standard_normal((2, 3, 4)), _positive(r, (3, 1)))),
     "rtruediv": (lambda x: 2.0 / x, lambda r: (_positive(r, (3, 2)),)),
-    "pow 2": (lambda x: x ** 2, lambda r: (r.standard_normal((3, 4)),)),
-    "pow 3": (lambda x: x ** 3, lambda r: (r.standard_normal((3, 4)),)),
+    "pow 2": (lambda x: x ** 2, normal((3, 4))),
+    "pow 3": (lambda x: x ** 3, normal((3, 4))),
     "pow -0.5": (lambda x: x ** -0.5, lambda r: (_positive(r, (3, 4)),)),
     "pow tensor exponent": (lambda x, p: x ** p, lambda r: (_positive(r, (3, 4)), r.standard_normal(4))),
-    "rpow": (lambda p: 2.0 ** p, lambda r: (r.standard_normal((3, 2)),)),
-    "matmul": (lambda x, w: x @ w, lambda r: (r.standard_normal((5, 4)), r.standard_normal((4, 3)))),
-    "matmul a wT": (lambda a, w: a @ w.T, lambda r: (r.standard_normal((5, 4)), r.standard_normal((3, 4)))),
-    "matmul batched, broadcast": (lambda x, w: x @ w, lambda r: (r.standard_normal((2, 3, 4)), r.standard_normal((4, 5)))),
-    "rmatmul with an array": (lambda w: np.arange(8.0).reshape(2, 4) @ w, lambda r: (r.standard_normal((4, 3)),)),
-    "T 3-d": (lambda x: x.T, lambda r: (r.standard_normal((2, 3, 4)),)),
-    "reshape": (lambda x: x.reshape(3, -1), lambda r: (r.standard_normal((2, 3, 2)),)),
-    "reshape tuple": (lambda x: x.reshape((2, 6)), lambda r: (r.standard_normal((3, 4)),)),
-    "sum": (lambda x: x.sum(), lambda r: (r.standard_normal((3, 4)),)),
-    "sum axis 0": (lambda x: x.sum(axis=0), lambda r: (r.standard_normal((3, 4)),)),
-    "sum axis -1 keepdims": (lambda x: x.sum(axis=-1, keepdims=True), lambda r: (r.standard_normal((3, 4)),)),
-    "sum axes (0, 2)": (lambda x: x.sum(axis=(0, 2)), lambda r: (r.standard_normal((2, 3, 4)),)),
-    "mean": (lambda x: x.mean(), lambda r: (r.standard_normal((3, 4)),)),
-    "mean axis 1": (lambda x: x.mean(axis=1), lambda r: (r.standard_normal((3, 4)),)),
-    "exp": (lambda x: x.exp(), lambda r: (r.standard_normal((3, 4)),)),
+    "rpow": (lambda p: 2.0 ** p, normal((3, 2))),
+    "matmul": (lambda x, w: x @ w, normal((5, 4), (4, 3))),
+    "matmul a wT": (lambda a, w: a @ w.T, normal((5, 4), (3, 4))),
+    "matmul batched, broadcast": (lambda x, w: x @ w, normal((2, 3, 4), (4, 5))),
+    "rmatmul with an array": (lambda w: np.arange(8.0).reshape(2, 4) @ w, normal((4, 3))),
+    "T 3-d": (lambda x: x.T, normal((2, 3, 4))),
+    "reshape": (lambda x: x.reshape(3, -1), normal((2, 3, 2))),
+    "reshape tuple": (lambda x: x.reshape((2, 6)), normal((3, 4))),
+    "sum": (lambda x: x.sum(), normal((3, 4))),
+    "sum axis 0": (lambda x: x.sum(axis=0), normal((3, 4))),
+    "sum axis -1 keepdims": (lambda x: x.sum(axis=-1, keepdims=True), normal((3, 4))),
+    "sum axes (0, 2)": (lambda x: x.sum(axis=(0, 2)), normal((2, 3, 4))),
+    "mean": (lambda x: x.mean(), normal((3, 4))),
+    "mean axis 1": (lambda x: x.mean(axis=1), normal((3, 4))),
+    "exp": (lambda x: x.exp(), normal((3, 4))),
     "log": (lambda x: x.log(), lambda r: (_positive(r, (3, 4)),)),
     "sigmoid": (lambda x: x.sigmoid(), lambda r: (3 * r.standard_normal((3, 4)),)),
-    "tanh": (lambda x: x.tanh(), lambda r: (r.standard_normal((3, 4)),)),
+    "tanh": (lambda x: x.tanh(), normal((3, 4))),
     # relu: |x| >= 0.1, off the kink, so the finite differences see one side only
-    "relu": (lambda x: x.relu(), lambda r: (np.where(r.random((3, 4)) < 0.5, -1, 1) * r.uniform(0.1, 1, (3, 4)),)),
+    "relu": (lambda x: x.relu(),
+             lambda r: (np.where(r.random((3, 4)) < 0.5, -1, 1) * r.uniform(0.1, 1, (3, 4)),)),
     "conv2d": (conv2d, _conv_shapes),
     "conv2d without bias": (lambda x, w: conv2d(x, w), lambda r: _conv_shapes(r)[:2]),
-    "conv2d 1x1": (lambda x, w: conv2d(x, w), lambda r: (r.standard_normal((2, 3, 3, 3)), r.standard_normal((2, 3, 1, 1)))),
+    "conv2d 1x1": (lambda x, w: conv2d(x, w), normal((2, 3, 3, 3), (2, 3, 1, 1))),
     # max-pooling: continuous random values have no ties
-    "max_pool2d 2": (lambda x: max_pool2d(x, 2), lambda r: (r.standard_normal((2, 3, 4, 6)),)),
-    "max_pool2d 3": (lambda x: max_pool2d(x, 3), lambda r: (r.standard_normal((1, 2, 6, 3)),)),
-    "max_pool2d (2, 1)": (lambda x: max_pool2d(x, (2, 1)), lambda r: (r.standard_normal((1, 2, 4, 3)),)),
-    "softmax_cross_entropy labels": (lambda z: softmax_cross_entropy(z, _labels()), lambda r: (2 * r.standard_normal((4, 3)),)),
+    "max_pool2d 2": (lambda x: max_pool2d(x, 2), normal((2, 3, 4, 6))),
+    "max_pool2d 3": (lambda x: max_pool2d(x, 3), normal((1, 2, 6, 3))),
+    "max_pool2d (2, 1)": (lambda x: max_pool2d(x, (2, 1)), normal((1, 2, 4, 3))),
+    "softmax_cross_entropy labels": (lambda z: softmax_cross_entropy(z, _labels()),
+                                     lambda r: (2 * r.standard_normal((4, 3)),)),
     "softmax_cross_entropy one-hot": (lambda z: softmax_cross_entropy(z, np.eye(3)[_labels()]),
                                       lambda r: (2 * r.standard_normal((4, 3)),)),
     "a composition": (lambda x, w, b: ((x @ w.T + b).tanh() * x.sum(axis=1, keepdims=True)).exp().mean(axis=0),
-                      lambda r: (r.standard_normal((4, 3)), r.standard_normal((2, 3)), r.standard_normal(2))),
+                      normal((4, 3), (2, 3), (2,))),
 }
 
 

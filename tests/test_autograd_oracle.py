@@ -276,7 +276,8 @@ def test_a_lenet_layers_gradients_equal_pytorchs(rng):
     x = rng.random((4, 3, 32, 32))
     labels = np.array([3, 1, 4, 1])
     net.backprop(x, np.eye(10)[labels])
-    params = [torch.tensor(p.copy(), requires_grad=True) for layer in net.layers for _, p, _ in layer.parameters()]
+    params = [torch.tensor(p.copy(), requires_grad=True)
+              for layer in net.layers for _, p, _ in layer.parameters()]
     w1, b1, w2, b2, w3, b3, w4, b4, w5, b5 = params
     h = F.max_pool2d(F.relu(F.conv2d(torch.tensor(x), w1, b1)), 2)
     h = F.max_pool2d(F.relu(F.conv2d(h, w2, b2)), 2).reshape(4, -1)
