@@ -25,6 +25,7 @@ holds exactly the official 10,000 records.  When no folder has them the archive 
 downloaded into ``data/cifar-10/`` (verified, then renamed into place atomically).
 """
 import gzip
+import os
 import tarfile
 import zlib
 from pathlib import Path
@@ -168,7 +169,10 @@ def _describe(folder):
 
 
 def _locate(path, download):
-    """(reader, where): the first folder holding CIFAR-10, else the downloaded archive."""
+    """(reader, where): the archive ``path`` names, the first folder holding CIFAR-10,
+    else the downloaded archive."""
+    if path is not None and os.fspath(path) != "" and Path(path).expanduser().is_file():
+        return _read_archive, Path(path).expanduser()
     searched = []
     for folder, origin in data._search_dirs(DATASET, path):
         found = _find_in(folder)
@@ -202,8 +206,8 @@ def load_cifar10(path=None, dtype=np.float64, verify=True, download=True):
 
     Each is (X, y): X (N, 3, 32, 32) pixels in [0, 1] of the given dtype (float64 or
     float32), y (N,) int64 labels 0-9 (names in ``CLASSES``); N = 50,000 and 10,000.
-    ``path`` is a folder holding the archive, its ``cifar-10-batches-bin/`` folder, the
-    six batch files, or a ``cifar-10/`` folder with one of those.  ``verify=False``
+    ``path`` is the archive itself or a folder holding it, its ``cifar-10-batches-bin/``
+    folder, the six batch files, or a ``cifar-10/`` folder with one of those.  ``verify=False``
     skips the archive's SHA-256 and reads batch files of any number of records.
     """
     dtype = data._float_dtype(dtype)

@@ -181,6 +181,12 @@ def test_the_archive_is_read_without_unpacking_and_gives_the_same_arrays(places,
     assert os.listdir(archive.parent) == ["cifar-10-binary.tar.gz"]
 
 
+def test_path_may_name_the_archive_itself(places):
+    archive = write_archive(places["tmp"] / "downloads", marker=8)
+    assert marker_of(cifar.load_cifar10(archive, verify=False)) == 8
+    assert marker_of(cifar.load_cifar10(str(archive), verify=False)) == 8
+
+
 def test_an_archive_that_is_not_the_official_one_fails_verification(places, monkeypatch):
     pin(monkeypatch, b"the official bytes")
     archive = write_archive(places["tmp"] / "packed", marker=2)
