@@ -23,6 +23,14 @@ def __getattr__(name):
         from . import data
 
         return getattr(data, name)
+    if name == "load_cifar10":
+        from .cifar import load_cifar10
+
+        return load_cifar10
+    if name == "autograd":
+        import importlib
+
+        return importlib.import_module(".autograd", __name__)
     raise AttributeError(f"module 'nndl' has no attribute {name!r}")
 
 
