@@ -377,11 +377,14 @@ def _download(dataset, name, folder):
             os.replace(tmp, folder / name)
             return
         except (OSError, ValueError, http.client.HTTPException) as e:
-            failures.append(f"{url}: {e}")
+            failures.append((url, str(e)))
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-    raise DataError("; ".join(failures))
+    reasons = {reason for _, reason in failures}
+    if len(reasons) == 1:  # offline: the same reason from every mirror, said once
+        raise DataError(f"{reasons.pop()} (tried {len(failures)} mirrors)")
+    raise DataError("; ".join(f"{url}: {reason}" for url, reason in failures))
 
 
 # --- loading ----------------------------------------------------------------------------

@@ -525,34 +525,3 @@ def _read_json(f, name, expect, max_bytes):
         a = np.array(data, dtype=dtype)
         arrays[key] = a.reshape(shape)
     return meta, arrays
-
-
-# The example scripts' shared command line and ``main()``.
-
-def add_results_options(parser, name, *, data=False, plots="plots"):
-    """Add the example scripts' ``--data`` (if ``data``), ``--out`` and ``--from-json`` options to ``parser``."""
-    if data:
-        parser.add_argument("--data", help="folder holding the MNIST files (else $NNDL_DATA, then data/)")
-    parser.add_argument("--out", help=f"output folder (default runs/{name})")
-    parser.add_argument("--from-json", metavar="PATH", help=f"only redraw the {plots} from this JSON")
-
-
-def results_then_plots(name, args, run, plot, report=None):
-    """Load results from ``args.from_json`` (else ``run(args)`` and save ``<out>/<name>.json``),
-    then report, plot and return them."""
-    if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            results = json.load(f)
-        out = args.out or os.path.dirname(os.path.abspath(args.from_json))
-    else:
-        out = args.out or os.path.join("runs", name)
-        results = run(args)
-        path = os.path.join(out, name + ".json")
-        with atomic_write(path, "w") as f:
-            json.dump(results, f)
-        print(f"wrote {path}")
-    if report is not None:
-        report(results)
-    for path in plot(results, out):
-        print(f"wrote {path}")
-    return results
