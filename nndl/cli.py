@@ -91,15 +91,23 @@ def number(lo=0.0, strict=True, hi=None, hi_strict=True):
     return parse
 
 
-def int_list(s, what="comma-separated positive integers such as 784,30,10"):
-    """'784,30,10' -> [784, 30, 10]; each a positive integer."""
-    try:
-        values = [int(v, 10) for v in str(s).split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}")
-    return values
+def int_list_from(lo):
+    """A parser of comma-separated integers, each at least ``lo``: '0,1,2' -> [0, 1, 2]."""
+    what = f"comma-separated integers >= {lo}"
+
+    def parse(s):
+        try:
+            values = [int(v, 10) for v in str(s).split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
+        if any(v < lo for v in values):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}")
+        return values
+    parse.__name__ = "list"
+    return parse
+
+
+int_list = int_list_from(1)  # sizes: '784,30,10' -> [784, 30, 10]
 
 
 def number_list(lo=0.0, strict=True):

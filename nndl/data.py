@@ -408,7 +408,14 @@ def load_fashion_mnist(path=None, dtype=np.float64, verify=True, download=True):
     return _load("fashion-mnist", path, dtype, verify, download)
 
 
-def _load(dataset, path, dtype, verify, download):
+def mnist_files(path=None, download=True):
+    """{name: file} of the four MNIST files that `load_mnist(path)` would read, found (or
+    downloaded) without reading them: a cheap check, up front, that loading will work."""
+    return _load_args("mnist", path, np.float64, True, download)[1]
+
+
+def _load_args(dataset, path, dtype, verify, download):
+    """Check the loader's arguments; (dtype, files)."""
     dtype = _float_dtype(dtype)
     if path is not None and (isinstance(path, bool)
                              or not isinstance(path, (str, bytes, os.PathLike))):
@@ -418,7 +425,11 @@ def _load(dataset, path, dtype, verify, download):
     for name, value in (("verify", verify), ("download", download)):
         if not isinstance(value, (bool, np.bool_)):
             raise ConfigError(f"{name} must be True or False, got {value!r}")
-    files = _locate(dataset, path, download)
+    return dtype, _locate(dataset, path, download)
+
+
+def _load(dataset, path, dtype, verify, download):
+    dtype, files = _load_args(dataset, path, dtype, verify, download)
     arrays = {}
     for stem, file in files.items():
         if verify:
