@@ -140,7 +140,7 @@ def output_problem(option, path, suffixes=None):
     if path is None:
         return None
     if suffixes and not path.endswith(tuple(suffixes)):
-        return f"{option} {path}: expected a {' or '.join(suffixes)} file name"
+        return f"{option}: expected a {' or '.join(suffixes)} file name, got {path}"
     try:
         nio.check_writable(path)
     except (SaveError, NNDLError) as e:
