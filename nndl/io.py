@@ -64,6 +64,13 @@ SAFE_DTYPES = ("float32", "float64", "int64", "int32", "uint8", "bool", "uint64"
 TEMP_SUFFIX = ".nndl-tmp"
 STALE_AFTER_S = 60.0
 _TEMP_RANDOM = re.compile(r"[a-z0-9_]{8}")  # tempfile's random part of a name
+# Of the target's name, the temporary name keeps this much: a name of up to 255 bytes is
+# a valid target, and ".<name>.<random>.nndl-tmp" must stay under that limit too.
+_TEMP_NAME_KEEP = 200
+
+
+def _temp_prefix(base):
+    return f".{base[:_TEMP_NAME_KEEP]}."
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -138,7 +145,7 @@ def check_writable(path):
     target = save_target(path)
     folder, base = os.path.split(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=TEMP_SUFFIX, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(base), suffix=TEMP_SUFFIX, dir=folder)
     except OSError as e:
         raise _save_error(path, e) from None
     os.close(fd)
@@ -183,7 +190,7 @@ def _remove_stale_temps(folder, base):
     """
     if fcntl is None:
         return
-    prefix = f".{base}."
+    prefix = _temp_prefix(base)
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(TEMP_SUFFIX)
                  and _TEMP_RANDOM.fullmatch(n[len(prefix):-len(TEMP_SUFFIX)])]
@@ -241,7 +248,7 @@ def atomic_write(path, mode="wb"):
     except OSError as e:
         raise _save_error(shown, e) from None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=TEMP_SUFFIX, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(base), suffix=TEMP_SUFFIX, dir=folder)
     except OSError as e:
         raise _save_error(shown, e) from None
     try:

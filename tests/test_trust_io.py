@@ -525,3 +525,11 @@ def test_network_load_refuses_the_3mb_file_claiming_3gb_at_once(tmp_path):
     with pytest.raises(FormatError, match="over the limit"):
         Network.load(path)
     assert time.perf_counter() - start < 1.0
+
+
+def test_a_target_name_near_the_length_limit_still_saves(tmp_path):
+    target = tmp_path / ("n" * 250 + ".npz")  # 254 bytes: valid, its temp name would not be
+    write_bytes(target)
+    assert target.read_bytes() == b"new" and temps(tmp_path) == []
+    with pytest.raises(SaveError, match="File name too long"):
+        write_bytes(tmp_path / ("n" * 300 + ".npz"))
