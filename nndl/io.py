@@ -292,6 +292,14 @@ def write_arrays(path, meta, arrays):
 
 # -- reading ---------------------------------------------------------------------------
 
+class optional(tuple):
+    """``optional(shape, dtype)``: in an ``expect`` mapping, an array that may be missing
+    (an optimizer's state before its first step), checked like any other when present."""
+
+    def __new__(cls, shape, dtype):
+        return super().__new__(cls, (shape, dtype))
+
+
 def read_arrays(path, expect=None, *, max_bytes=MAX_BYTES):
     """Read a file written by :func:`write_arrays`: ``(meta, {name: array})``.
 
@@ -302,7 +310,8 @@ def read_arrays(path, expect=None, *, max_bytes=MAX_BYTES):
 
     * a mapping ``{name: (shape, dtype)}``: each named array must be in the file with
       that shape and dtype (a ``None`` shape, or a ``None`` in a shape, or a ``None``
-      dtype, accepts any); arrays not named are skipped, never read;
+      dtype, accepts any; ``optional(shape, dtype)`` may also be missing); arrays not
+      named are skipped, never read;
     * a callable ``expect(meta)``, called with the file's validated description (format
       and version checked) and returning such a mapping, or None to read every array.
       An nndl error it raises passes through; a KeyError, TypeError, ValueError or
@@ -380,9 +389,10 @@ def _expectations(expect, meta, name):
     if expect is None:
         return None
     out = {}
-    for key, (shape, dtype) in expect.items():
-        out[key] = (None if shape is None else tuple(shape),
-                    None if dtype is None else np.dtype(dtype))
+    for key, spec in expect.items():
+        shape, dtype = spec
+        spec = (None if shape is None else tuple(shape), None if dtype is None else np.dtype(dtype))
+        out[key] = optional(*spec) if isinstance(expect[key], optional) else spec
     return out
 
 
@@ -411,10 +421,11 @@ def _wanted(name, declared, expected):
     """The keys to read: all declared, or the expected ones (each must be declared)."""
     if expected is None:
         return list(declared)
-    missing = [k for k in expected if k not in declared]
+    missing = [k for k, spec in expected.items()
+               if k not in declared and not isinstance(spec, optional)]
     if missing:
         raise FormatError(f"{name}: missing array {missing[0]}")
-    return list(expected)
+    return [k for k in expected if k in declared]
 
 
 def _npy_header(stream, name, key):

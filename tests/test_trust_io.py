@@ -533,3 +533,16 @@ def test_a_target_name_near_the_length_limit_still_saves(tmp_path):
     assert target.read_bytes() == b"new" and temps(tmp_path) == []
     with pytest.raises(SaveError, match="File name too long"):
         write_bytes(tmp_path / ("n" * 300 + ".npz"))
+
+
+def test_optional_arrays_may_be_missing_but_are_checked_when_present(tmp_path):
+    path = tmp_path / "ck.npz"
+    io.write_arrays(path, {"kind": "checkpoint"}, {"0/w": np.ones((3, 2)),
+                                                   "optimizer/v/0/w": np.ones((2, 3))})
+    expect = {"0/w": ((3, 2), "float64"), "optimizer/v/0/w": io.optional((3, 2), "float64"),
+              "optimizer/v/0/b": io.optional((3,), "float64")}
+    with pytest.raises(FormatError, match=r"array optimizer/v/0/w has shape \(2, 3\), expected"):
+        io.read_arrays(path, expect)
+    io.write_arrays(path, {"kind": "checkpoint"}, {"0/w": np.ones((3, 2))})
+    _, arrays = io.read_arrays(path, expect)
+    assert sorted(arrays) == ["0/w"]
