@@ -24,7 +24,6 @@ the caller's expectations (``expect``) before any array data is read or decompre
 so a small file claiming a huge array is refused at once, without allocating it.
 """
 import contextlib
-import errno
 import json
 import lzma
 import math
