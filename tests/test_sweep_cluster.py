@@ -136,8 +136,11 @@ def test_failed_runs_and_a_dead_worker_are_retried_without_losing_other_results(
     assert sorted(r["seed"] for r in rows) == [0, 1, 2]
     assert [(c["seed"], type(e).__name__) for c, e in failures] == [(3, "ValueError")]
     err = capsys.readouterr().err
-    assert "a flaky run); trying it once more" in err
+    # Seed 1's first failure may or may not be reported: if the worker died before
+    # reporting it, the run was resubmitted with the data (the order is Dask's to choose).
+    # Either way it ran twice and its row is in the file.
     assert "the workers lost the data (a worker died?): sending it again" in err
+    assert (marks / "1").exists()
     assert "always broken); trying it once more" in err and "always broken); giving up" in err
 
 
