@@ -9,7 +9,8 @@
 from .activations import Identity, ReLU, Sigmoid, Softmax, Tanh
 from .conv import Conv2D, ConvPoolLayer, FullyConnectedLayer, L2Pool2D, MaxPool2D, SoftmaxLayer
 from .costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
-from .errors import ConfigError, DataError, DivergenceError, FormatError, NNDLError, ShapeError
+from .errors import (ConfigError, DataError, DivergenceError, FormatError, NNDLError, SaveError,
+                     ShapeError)
 from .layers import Dense, Dropout, Flatten
 from .net import Network
 from .training import History

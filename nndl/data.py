@@ -9,9 +9,10 @@ set is a pair `(X, y)`: `X` holds one image per row, the 784 pixels scaled from 
 reads LeCun's original files and divides by 255, so white is exactly 1.)
 
 LeCun distributes MNIST as four gzip-compressed IDX files; `read_idx` reads one of them.
-`load_mnist` finds the four files (a `path` argument, then `$NNDL_DATA`, then the project's
-`data/mnist/`), checks each against its published SHA-256 and, when no folder has them,
-downloads them into `data/mnist/`. `load_fashion_mnist` does the same for Zalando's
+`load_mnist` finds the four files (in the folder given as `path`, and only there; without
+one in `$NNDL_DATA`, then the project's `data/mnist/`), checks each against its published
+SHA-256 and, when no folder has them, downloads them (into the folder given, else into
+`data/mnist/`, made for it and removed again if the download fails). `load_fashion_mnist` does the same for Zalando's
 Fashion-MNIST, 28 x 28 pictures of clothes in the same format, a harder drop-in test set.
 `one_hot` turns labels into the target vectors y(x) of the book's quadratic cost.
 """
@@ -258,12 +259,19 @@ def _project_data_dir():
 
 
 def _search_dirs(dataset, path):
-    """[(folder, where it comes from)] in the order they are searched."""
+    """[(folder, where it comes from)] in the order they are searched.
+
+    A path given explicitly is the only place looked at: falling through to NNDL_DATA
+    or the project's folder would quietly train on other files than the ones asked for.
+    """
+    if path is not None:
+        base = Path(path).expanduser()
+        return [(base, "given"), (base / dataset, "given")]
     dirs = []
-    for base, origin in ((path, "path argument"), (os.environ.get("NNDL_DATA"), "NNDL_DATA")):
-        if base is not None and os.fspath(base) != "":
-            base = Path(base).expanduser()
-            dirs += [(base, origin), (base / dataset, origin)]
+    env = os.environ.get("NNDL_DATA")
+    if env:
+        base = Path(env).expanduser()
+        dirs += [(base, "NNDL_DATA"), (base / dataset, "NNDL_DATA")]
     dirs.append((_project_data_dir() / dataset, "project data folder"))
     dirs += [(d, "system package") for d in _DATASETS[dataset].system_dirs]
     return dirs
@@ -291,15 +299,23 @@ def _describe(folder, found):
 
 def _locate(dataset, path, download):
     """{stem: file} for the four files of the first folder holding all of them."""
+    info = _DATASETS[dataset]
+    if path is not None and not Path(path).expanduser().is_dir():
+        raise DataError(f"{path}: no such folder (the folder given for {info.title})")
     searched = []
     for folder, origin in _search_dirs(dataset, path):
         found = _files_in(folder)
         if len(found) == len(FILE_NAMES):
             return found
-        searched.append(f"  {folder} ({origin}): {_describe(folder, found)}")
+        if folder.is_dir() or origin != "given":
+            searched.append(f"{folder} ({origin}: {_describe(folder, found)})")
 
-    target = _project_data_dir() / dataset
+    # Into the folder given, else the project's; only a folder given may be missing
+    # nothing: the project's data/<dataset>/ is made for the download and removed
+    # again if the download fails, so a failure leaves no empty folders behind.
+    target = Path(path).expanduser() if path is not None else _project_data_dir() / dataset
     if download:
+        made = _missing_parents(target)
         try:
             target.mkdir(parents=True, exist_ok=True)
             for stem in FILE_NAMES:
@@ -308,18 +324,29 @@ def _locate(dataset, path, download):
             return _files_in(target)
         except (OSError, DataError) as e:
             failure = f"Downloading into {target} failed: {e}"
+            for folder in made:  # deepest first; only empty ones go
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     else:
         failure = "Not downloading it (download=False)."
 
-    info = _DATASETS[dataset]
-    names = "".join(f"  {stem}.gz\n" for stem in FILE_NAMES)
+    names = ", ".join(stem + ".gz" for stem in FILE_NAMES)
     raise DataError(
-        f"{info.title} not found. Searched, in order:\n" + "\n".join(searched) + "\n"
-        f"{failure}\n"
-        f"Put the four files\n{names}"
-        f"into {target}{os.sep} (from {info.mirrors[0]}), or into a folder of your own "
-        f"and point the NNDL_DATA environment variable at it (or at a folder holding "
-        f"{dataset}{os.sep}), or pass path= that folder.")
+        f"{info.title} not found in {'; '.join(searched)}.\n{failure}\n"
+        f"Put the four files {names} (from {info.mirrors[0]}) in a folder and give it "
+        f"as --data DIR to a script, load_{dataset.replace('-', '_')}(DIR) in Python, "
+        f"or in the NNDL_DATA environment variable (for both).")
+
+
+def _missing_parents(folder):
+    """The folders mkdir(parents=True) would create for ``folder``, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 # --- downloading ------------------------------------------------------------------------
@@ -350,11 +377,14 @@ def _download(dataset, name, folder):
             os.replace(tmp, folder / name)
             return
         except (OSError, ValueError, http.client.HTTPException) as e:
-            failures.append(f"{url}: {e}")
+            failures.append((url, str(e)))
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-    raise DataError("; ".join(failures))
+    reasons = {reason for _, reason in failures}
+    if len(reasons) == 1:  # offline: the same reason from every mirror, said once
+        raise DataError(f"{reasons.pop()} (tried {len(failures)} mirrors)")
+    raise DataError("; ".join(f"{url}: {reason}" for url, reason in failures))
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -364,7 +394,8 @@ def load_mnist(path=None, dtype=np.float64, verify=True, download=True):
 
     Each is (X, y): X (N, 784) pixels in [0, 1] of the given dtype, y (N,) int64
     labels; N = 50,000, 10,000 and 10,000. `path` is a folder holding the four files
-    or an `mnist/` folder with them; `verify=False` skips the SHA-256 check.
+    or an `mnist/` folder with them; given, it is the only place searched (not
+    NNDL_DATA). `verify=False` skips the SHA-256 check; `download=False` never fetches.
     """
     return _load("mnist", path, dtype, verify, download)
 
@@ -377,9 +408,28 @@ def load_fashion_mnist(path=None, dtype=np.float64, verify=True, download=True):
     return _load("fashion-mnist", path, dtype, verify, download)
 
 
-def _load(dataset, path, dtype, verify, download):
+def mnist_files(path=None, download=True):
+    """{name: file} of the four MNIST files that `load_mnist(path)` would read, found (or
+    downloaded) without reading them: a cheap check, up front, that loading will work."""
+    return _load_args("mnist", path, np.float64, True, download)[1]
+
+
+def _load_args(dataset, path, dtype, verify, download):
+    """Check the loader's arguments; (dtype, files)."""
     dtype = _float_dtype(dtype)
-    files = _locate(dataset, path, download)
+    if path is not None and (isinstance(path, bool)
+                             or not isinstance(path, (str, bytes, os.PathLike))):
+        raise ConfigError(f"path must be a folder name (str or os.PathLike) or None, got {path!r}")
+    if path is not None:
+        path = os.fsdecode(os.fspath(path)) or None  # "" means "not given", as in NNDL_DATA
+    for name, value in (("verify", verify), ("download", download)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return dtype, _locate(dataset, path, download)
+
+
+def _load(dataset, path, dtype, verify, download):
+    dtype, files = _load_args(dataset, path, dtype, verify, download)
     arrays = {}
     for stem, file in files.items():
         if verify:

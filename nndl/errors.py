@@ -27,3 +27,13 @@ class DivergenceError(NNDLError, FloatingPointError):
 
 class FormatError(DataError):
     """A saved model or checkpoint file is foreign, newer than this nndl, or damaged."""
+
+
+class SaveError(NNDLError, OSError):
+    """A file could not be written: the target is not a regular file, its folder is
+    missing, or the system refused (read-only, disk full, ...).  An OSError too, so code
+    that already catches OSError keeps working."""
+
+    def __str__(self):
+        # OSError would print "[Errno 28] ...: path" once errno and filename are set.
+        return str(self.args[0]) if self.args else ""

@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nndl import Network  # noqa: E402
-from nndl import io as nio  # noqa: E402
+from nndl import cli  # noqa: E402
 
 NAME = "ch3_learning_rates"
 
@@ -32,18 +32,19 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--etas", default="0.025,0.25,2.5", help="learning rates (default 0.025,0.25,2.5)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--lmbda", type=float, default=5.0)
-    p.add_argument("--hidden", type=int, default=30)
-    p.add_argument("--mini-batch-size", type=int, default=10)
-    p.add_argument("--train-size", type=int, default=50000)
-    p.add_argument("--seed", type=int, default=12345678)
+    p.add_argument("--epochs", type=cli.positive_int, default=30)
+    p.add_argument("--lmbda", type=cli.number(0.0, False), default=5.0)
+    p.add_argument("--hidden", type=cli.positive_int, default=30)
+    p.add_argument("--mini-batch-size", type=cli.positive_int, default=10)
+    p.add_argument("--train-size", type=cli.positive_int, default=50000)
+    p.add_argument("--seed", type=cli.nonneg_int, default=12345678)
     p.add_argument("--quick", action="store_true", help="3 epochs on 2,000 images")
-    nio.add_results_options(p, NAME, data=True, plots="plot")
+    cli.add_results_options(p, NAME, data=True, plots="plot")
     args = p.parse_args(argv)
+    cli.check_results_options(p, args, NAME)
     if args.quick:
         args.epochs, args.train_size = min(args.epochs, 3), min(args.train_size, 2000)
-    args.etas = [float(e) for e in str(args.etas).split(",")]
+    args.etas = cli.convert(p, "--etas", args.etas, cli.number_list())
     return args
 
 
@@ -76,7 +77,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    return nio.results_then_plots(NAME, parse_args(argv), run, plot)
+    return cli.results_then_plots(NAME, parse_args(argv), run, plot)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nndl import Network  # noqa: E402
-from nndl import io as nio  # noqa: E402
+from nndl import cli  # noqa: E402
 
 NAME = "ch3_more_data"
 SIZES = "100,200,500,1000,2000,5000,10000,20000,50000"
@@ -33,21 +33,22 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default=SIZES, help=f"training-set sizes (default {SIZES})")
-    p.add_argument("--examples", type=int, default=1500000,
+    p.add_argument("--examples", type=cli.positive_int, default=1500000,
                    help="examples each run sees: epochs = examples // size (default 1,500,000)")
-    p.add_argument("--eta", type=float, default=0.5)
-    p.add_argument("--lmbda-per-example", type=float, default=0.0001,
+    p.add_argument("--eta", type=cli.number(0.0, True), default=0.5)
+    p.add_argument("--lmbda-per-example", type=cli.number(0.0, False), default=0.0001,
                    help="lambda = size × this (default 0.0001)")
-    p.add_argument("--mini-batch-size", type=int, default=10)
-    p.add_argument("--eval-size", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=12345678)
+    p.add_argument("--mini-batch-size", type=cli.positive_int, default=10)
+    p.add_argument("--eval-size", type=cli.positive_int, default=10000)
+    p.add_argument("--seed", type=cli.nonneg_int, default=12345678)
     p.add_argument("--quick", action="store_true", help="sizes 100,200,500; 5,000 examples each")
-    nio.add_results_options(p, NAME, data=True)
+    cli.add_results_options(p, NAME, data=True)
     args = p.parse_args(argv)
+    cli.check_results_options(p, args, NAME)
     if args.quick:
         args.sizes, args.examples = "100,200,500", min(args.examples, 5000)
         args.eval_size = min(args.eval_size, 1000)
-    args.sizes = [int(s) for s in str(args.sizes).split(",")]
+    args.sizes = cli.convert(p, "--sizes", args.sizes, cli.int_list)
     return args
 
 
@@ -84,7 +85,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    return nio.results_then_plots(NAME, parse_args(argv), run, plot)
+    return cli.results_then_plots(NAME, parse_args(argv), run, plot)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nndl import Network  # noqa: E402
-from nndl import io as nio  # noqa: E402
+from nndl import cli  # noqa: E402
 from nndl.diagnostics import misclassified  # noqa: E402
 
 NAME = "ch3_overfitting"
@@ -38,20 +38,21 @@ MAX_SHOWN = 40  # misclassified test digits kept (with their pixels) and drawn
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=400)
-    p.add_argument("--train-size", type=int, default=1000, help="training images (default 1000)")
-    p.add_argument("--eval-size", type=int, default=10000, help="test images monitored (default all)")
-    p.add_argument("--eta", type=float, default=0.5)
-    p.add_argument("--lmbda", type=float, default=0.0, help="L2 strength (the book's second run: 0.1)")
-    p.add_argument("--mini-batch-size", type=int, default=10)
+    p.add_argument("--epochs", type=cli.positive_int, default=400)
+    p.add_argument("--train-size", type=cli.positive_int, default=1000, help="training images (default 1000)")
+    p.add_argument("--eval-size", type=cli.positive_int, default=10000, help="test images monitored (default all)")
+    p.add_argument("--eta", type=cli.number(0.0, True), default=0.5)
+    p.add_argument("--lmbda", type=cli.number(0.0, False), default=0.0, help="L2 strength (the book's second run: 0.1)")
+    p.add_argument("--mini-batch-size", type=cli.positive_int, default=10)
     p.add_argument("--init", choices=["large", "default"], default="large")
-    p.add_argument("--seed", type=int, default=12345678)
-    p.add_argument("--plot-from", type=int, default=200,
+    p.add_argument("--seed", type=cli.nonneg_int, default=12345678)
+    p.add_argument("--plot-from", type=cli.nonneg_int, default=200,
                    help="first epoch of the training-cost and test-accuracy panels of "
                         "overfitting.png (the book starts them at 200, the others at 0)")
     p.add_argument("--quick", action="store_true", help="10 epochs, 1,000 test images")
-    nio.add_results_options(p, NAME, data=True)
+    cli.add_results_options(p, NAME, data=True)
     args = p.parse_args(argv)
+    cli.check_results_options(p, args, NAME)
     if args.quick:
         args.epochs, args.eval_size = min(args.epochs, 10), min(args.eval_size, 1000)
     return args
@@ -109,7 +110,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    return nio.results_then_plots(NAME, parse_args(argv), run, plot, report)
+    return cli.results_then_plots(NAME, parse_args(argv), run, plot, report)
 
 
 if __name__ == "__main__":

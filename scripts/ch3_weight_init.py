@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nndl import Network  # noqa: E402
-from nndl import io as nio  # noqa: E402
+from nndl import cli  # noqa: E402
 
 NAME = "ch3_weight_init"
 INITS = {"default": "Default initialization N(0, 1/n_in)", "large": "Large initialization N(0, 1)"}
@@ -34,20 +34,21 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden", default="30,100", help="hidden-layer sizes to compare (default 30,100)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--eta", type=float, default=0.1)
-    p.add_argument("--lmbda", type=float, default=5.0)
-    p.add_argument("--mini-batch-size", type=int, default=10)
-    p.add_argument("--train-size", type=int, default=50000)
-    p.add_argument("--eval-size", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=12345678)
+    p.add_argument("--epochs", type=cli.positive_int, default=30)
+    p.add_argument("--eta", type=cli.number(0.0, True), default=0.1)
+    p.add_argument("--lmbda", type=cli.number(0.0, False), default=5.0)
+    p.add_argument("--mini-batch-size", type=cli.positive_int, default=10)
+    p.add_argument("--train-size", type=cli.positive_int, default=50000)
+    p.add_argument("--eval-size", type=cli.positive_int, default=10000)
+    p.add_argument("--seed", type=cli.nonneg_int, default=12345678)
     p.add_argument("--quick", action="store_true", help="30 hidden, 2 epochs, 2,000 images")
-    nio.add_results_options(p, NAME, data=True)
+    cli.add_results_options(p, NAME, data=True)
     args = p.parse_args(argv)
+    cli.check_results_options(p, args, NAME)
     if args.quick:
         args.hidden, args.epochs = "30", min(args.epochs, 2)
         args.train_size, args.eval_size = min(args.train_size, 2000), min(args.eval_size, 1000)
-    args.hidden = [int(h) for h in str(args.hidden).split(",")]
+    args.hidden = cli.convert(p, "--hidden", args.hidden, cli.int_list)
     return args
 
 
@@ -96,7 +97,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    return nio.results_then_plots(NAME, parse_args(argv), run, plot)
+    return cli.results_then_plots(NAME, parse_args(argv), run, plot)
 
 
 if __name__ == "__main__":

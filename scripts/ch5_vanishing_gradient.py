@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nndl import Network  # noqa: E402
-from nndl import io as nio  # noqa: E402
+from nndl import cli  # noqa: E402
 from nndl.diagnostics import SpeedOfLearning  # noqa: E402
 
 NAME = "ch5_vanishing_gradient"
@@ -36,19 +36,20 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden-layers", default="2,3,4", help="depths to compare (default 2,3,4)")
-    p.add_argument("--width", type=int, default=30, help="neurons per hidden layer (default 30)")
-    p.add_argument("--epochs", type=int, default=500)
-    p.add_argument("--train-size", type=int, default=1000,
+    p.add_argument("--width", type=cli.positive_int, default=30, help="neurons per hidden layer (default 30)")
+    p.add_argument("--epochs", type=cli.positive_int, default=500)
+    p.add_argument("--train-size", type=cli.positive_int, default=1000,
                    help="training images, also the batch the norms are measured on (default 1000)")
-    p.add_argument("--eta", type=float, default=0.1)
-    p.add_argument("--lmbda", type=float, default=5.0)
-    p.add_argument("--seed", type=int, default=12345678)
+    p.add_argument("--eta", type=cli.number(0.0, True), default=0.1)
+    p.add_argument("--lmbda", type=cli.number(0.0, False), default=5.0)
+    p.add_argument("--seed", type=cli.nonneg_int, default=12345678)
     p.add_argument("--quick", action="store_true", help="20 epochs on 200 images")
-    nio.add_results_options(p, NAME, data=True)
+    cli.add_results_options(p, NAME, data=True)
     args = p.parse_args(argv)
+    cli.check_results_options(p, args, NAME)
     if args.quick:
         args.epochs, args.train_size = min(args.epochs, 20), min(args.train_size, 200)
-    args.hidden_layers = [int(k) for k in str(args.hidden_layers).split(",")]
+    args.hidden_layers = cli.convert(p, "--hidden-layers", args.hidden_layers, cli.int_list)
     return args
 
 
@@ -99,7 +100,7 @@ def plot(results, out):
 def main(argv=None):
     args = parse_args(argv)
     # run() reports each depth as it finishes; a redraw reports the saved norms.
-    return nio.results_then_plots(NAME, args, run, plot,
+    return cli.results_then_plots(NAME, args, run, plot,
                                   report=report_saved if args.from_json else None)
 
 

@@ -50,7 +50,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nndl import Conv2D, Dense, LogLikelihoodCost, MaxPool2D, Network  # noqa: E402
-from nndl import io as nio  # noqa: E402
+from nndl import cli  # noqa: E402
 from nndl.diagnostics import misclassified  # noqa: E402
 from nndl.optimizers import SGD, Adam, Momentum  # noqa: E402
 
@@ -70,21 +70,24 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
-    p.add_argument("--epochs", type=int, help="default: 5 (mnist), 2 (cifar10)")
-    p.add_argument("--mini-batch-size", type=int, help="default: 32 (mnist), 4 (cifar10)")
+    p.add_argument("--epochs", type=cli.positive_int, help="default: 5 (mnist), 2 (cifar10)")
+    p.add_argument("--mini-batch-size", type=cli.positive_int, help="default: 32 (mnist), 4 (cifar10)")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="momentum")
-    p.add_argument("--eta", type=float, help="default: 0.01 (momentum; 0.001 on cifar10), "
-                                             "0.1 (sgd), 0.001 (adam)")
-    p.add_argument("--lmbda", type=float, help="default: 0.1 (mnist), 0 (cifar10)")
-    p.add_argument("--train-size", type=int, default=50000)
-    p.add_argument("--eval-size", type=int, default=10000, help="test images evaluated")
+    p.add_argument("--eta", type=cli.number(0.0, True), help="default: 0.01 (momentum; 0.001 on cifar10), "
+                                                         "0.1 (sgd), 0.001 (adam)")
+    p.add_argument("--lmbda", type=cli.number(0.0, False), help="default: 0.1 (mnist), 0 (cifar10)")
+    p.add_argument("--train-size", type=cli.positive_int, default=50000)
+    p.add_argument("--eval-size", type=cli.positive_int, default=10000, help="test images evaluated")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--seed", type=cli.nonneg_int, default=12345)
     p.add_argument("--quick", action="store_true", help="1 epoch on 5,000 images, 1,000 test images")
-    p.add_argument("--data", help="folder holding the data set's files (else $NNDL_DATA, then data/)")
+    p.add_argument("--data", metavar="DIR",
+                   help="folder holding the data set's files (else $NNDL_DATA, then data/)")
     p.add_argument("--save", metavar="PATH", help="save the trained network (.npz)")
-    nio.add_results_options(p, NAME)
+    cli.add_results_options(p, NAME)
     args = p.parse_args(argv)
+    cli.check_results_options(p, args, NAME)
+    cli.check_paths(p, outputs=[("--save", args.save, (".npz", ".json"))])
     defaults = DATASETS[args.dataset]
     for option in ("epochs", "mini_batch_size", "lmbda"):
         if getattr(args, option) is None:
@@ -173,7 +176,7 @@ def run(args):
                           f"{h.epoch_seconds[-1]:.1f} s)", flush=True))
     seconds = time.perf_counter() - start
     if args.save:
-        net.save(args.save)
+        cli.write_or_rescue(net.save, args.save, "--save", "trained network")
     correct, total = per_class_accuracy(net, test)
     idx, predicted, labels = (a[:MAX_SHOWN] for a in misclassified(net, test))
     wrong = {"index": idx.tolist(), "predicted": predicted.tolist(), "label": labels.tolist()}
@@ -218,7 +221,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    return nio.results_then_plots(NAME, parse_args(argv), run, plot, report)
+    return cli.results_then_plots(NAME, parse_args(argv), run, plot, report)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nndl import Dense, Network, QuadraticCost  # noqa: E402
-from nndl import io as nio  # noqa: E402
+from nndl import cli  # noqa: E402
 from nndl.autograd import Tensor  # noqa: E402
 
 NAME = "linear_regression"
@@ -46,15 +46,16 @@ PROBLEMS = {"3x+0.8": (3.0, 0.8, 0.0), "2x+3_noisy": (2.0, 3.0, 0.1)}  # w, b, n
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=100, help="data points (default 100)")
-    p.add_argument("--epochs", type=int, default=500)
-    p.add_argument("--mini-batch-size", type=int,
+    p.add_argument("--n", type=cli.positive_int, default=100, help="data points (default 100)")
+    p.add_argument("--epochs", type=cli.positive_int, default=500)
+    p.add_argument("--mini-batch-size", type=cli.positive_int,
                    help="default: all n points, i.e. plain (full-batch) gradient descent")
-    p.add_argument("--eta", type=float, default=0.5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eta", type=cli.number(0.0, True), default=0.5)
+    p.add_argument("--seed", type=cli.nonneg_int, default=0)
     p.add_argument("--quick", action="store_true", help="200 epochs")
-    nio.add_results_options(p, NAME)
+    cli.add_results_options(p, NAME)
     args = p.parse_args(argv)
+    cli.check_results_options(p, args, NAME)
     if args.quick:
         args.epochs = min(args.epochs, 200)
     return args
@@ -130,7 +131,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    return nio.results_then_plots(NAME, parse_args(argv), run, plot, report)
+    return cli.results_then_plots(NAME, parse_args(argv), run, plot, report)
 
 
 if __name__ == "__main__":

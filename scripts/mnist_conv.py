@@ -33,8 +33,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-# nndl (and numba with it) is imported only once the arguments are known to be good,
-# so a mistyped option fails at once.
+from nndl import cli  # noqa: E402
+
+# Every option and output path is checked before any data loads or any kernel compiles,
+# so a mistyped option fails within a second.
+N_TRAINING = 50_000  # the book's training set: MNIST's first 50,000 training images
 
 
 def _conv_layers(act, two_conv=True, book_init=False):
@@ -88,38 +91,6 @@ PRESETS = {
 ENSEMBLE_SIZE = 5
 
 
-def _positive_int(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
-    return v
-
-
-def _nonneg_int(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}")
-    return v
-
-
-def _float(lo, strict):
-    def parse(s):
-        try:
-            v = float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
-        if not np.isfinite(v) or (v <= lo if strict else v < lo):
-            raise argparse.ArgumentTypeError(f"expected a number {'>' if strict else '>='} {lo}, got {s!r}")
-        return v
-    return parse
-
-
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (no usage dump)."""
 
@@ -132,16 +103,16 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="presets: " + ", ".join(PRESETS))
     p.add_argument("--preset", required=True, choices=list(PRESETS))
-    p.add_argument("--epochs", type=_nonneg_int, help="override the preset's number of epochs")
-    p.add_argument("--mini-batch-size", type=_positive_int, default=10)
-    p.add_argument("--eta", type=_float(0.0, True), help="override the learning rate")
-    p.add_argument("--lmbda", type=_float(0.0, False), help="override the L2 strength")
+    p.add_argument("--epochs", type=cli.positive_int, help="override the preset's number of epochs")
+    p.add_argument("--mini-batch-size", type=cli.positive_int, default=10)
+    p.add_argument("--eta", type=cli.number(0.0, True), help="override the learning rate")
+    p.add_argument("--lmbda", type=cli.number(0.0, False), help="override the L2 strength")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--backend", choices=("numpy", "cupy"),
                    help="numpy (CPU) or cupy (GPU); default $NNDL_BACKEND, else numpy")
-    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--seed", type=cli.nonneg_int, default=0)
     p.add_argument("--data", metavar="PATH", help="folder with the MNIST files (default: $NNDL_DATA, data/)")
-    p.add_argument("--train-size", type=_positive_int, metavar="N",
+    p.add_argument("--train-size", type=cli.positive_int, metavar="N",
                    help="train on the first N training images (before expansion)")
     p.add_argument("--plot", metavar="PATH",
                    help="write the learning curve to PATH and the first layer's filters to "
@@ -157,16 +128,20 @@ def parse_args(argv=None):
                    help="continue from --checkpoint if it exists (same result as an unbroken run)")
     p.add_argument("--json", metavar="PATH", help="write the per-epoch results as JSON")
     args = p.parse_args(argv)
-    if args.data is not None and not os.path.isdir(args.data):
-        p.error(f"--data: no such folder: {args.data}")
-    for opt in ("plot", "save"):
-        path = getattr(args, opt)
+    n = args.train_size if args.train_size is not None else N_TRAINING
+    if n > N_TRAINING:
+        p.error(f"--train-size: expected 1..{N_TRAINING}, got {n}")
+    if args.mini_batch_size > n:
+        p.error(f"--mini-batch-size {args.mini_batch_size} is larger than the {n} training images")
+    count = ENSEMBLE_SIZE if args.preset == "ensemble" else 1
+    outputs = [("--json", args.json, None)]
+    if args.plot is not None:
+        outputs += [("--plot", args.plot, None), ("--plot", _filters_path(args.plot), None)]
+    for option, suffixes in (("--save", (".npz", ".json")), ("--checkpoint", None)):
+        path = getattr(args, option[2:])
         if path is not None:
-            folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder):
-                p.error(f"--{opt}: folder does not exist: {folder}")
-    if args.save is not None and not args.save.endswith((".npz", ".json")):
-        p.error(f"--save: expected a .npz or .json file name, got {args.save}")
+            outputs += [(option, _save_path(path, k, count), suffixes) for k in range(count)]
+    cli.check_paths(p, args.data, outputs)
     if args.resume and not args.checkpoint:
         p.error("--resume needs --checkpoint PATH")
     return args
@@ -218,7 +193,7 @@ def run(args):
     print(f"{args.preset}: {epochs} epochs, mini-batch {args.mini_batch_size}, eta {eta}, "
           f"lambda {lmbda}, {args.dtype}, {len(training[0]):,} training images"
           + (f", {count} networks" if count > 1 else ""))
-    nets, results = [], []
+    nets, results, status = [], [], 0
     for k in range(count):
         if count > 1:
             print(f"-- network {k + 1} of {count} (seed {args.seed + k})")
@@ -235,9 +210,12 @@ def run(args):
                   f"{1e3 * np.sum(secs) / (steps * len(secs)):.2f} ms per mini-batch")
         nets.append(net)
         results.append(result)
-        if args.save:
-            net.save(_save_path(args.save, k, count))
-            print(f"Saved {_save_path(args.save, k, count)}")
+        if args.save:  # tried before training; if it fails now, a fallback file keeps the net
+            if cli.write_or_rescue(net.save, _save_path(args.save, k, count), "--save",
+                                   "trained network"):
+                print(f"Saved {_save_path(args.save, k, count)}")
+            else:
+                status = 1
     if count > 1:
         votes = network3.ensemble_vote(nets, test[0])
         acc = 100.0 * float((votes == test[1]).mean())
@@ -247,29 +225,31 @@ def run(args):
         print(f"{args.preset}: test accuracy {acc:.2f}% at the best validation epoch "
               f"(book: {book:.2f}%)")
     if args.json:
-        import json
-
-        from nndl.io import atomic_write
-
         doc = {"preset": args.preset, "epochs": epochs, "eta": eta, "lmbda": lmbda,
                "dtype": args.dtype, "seed": args.seed, "book": book,
                "results": [r._asdict() for r in results],
                "histories": [net.history.to_dict() for net in nets]}
         if count > 1:
             doc["ensemble_test_accuracy"] = acc
-        with atomic_write(args.json, "w") as f:
-            json.dump(doc, f, indent=1)
+        if not cli.write_or_rescue(lambda path: cli.write_json(doc, path), args.json, "--json",
+                                   "results (JSON)"):
+            status = 1
     if args.plot:
         from nndl import plots
+        from nndl.errors import NNDLError
 
         title = f"{args.preset} ({args.dtype}, seed {args.seed}; book: {book:.2f}% test)"
-        print(f"Wrote {plots.learning_curves(nets[0].history, args.plot, title=title)}")
-        first = nets[0].layers[0]
-        if isinstance(first, ConvPoolLayer):
-            path = _filters_path(args.plot)
-            plots.weight_images(backend.to_numpy(first.w), path)
-            print(f"Wrote {path}")
-    return 0
+        try:
+            print(f"Wrote {plots.learning_curves(nets[0].history, args.plot, title=title)}")
+            first = nets[0].layers[0]
+            if isinstance(first, ConvPoolLayer):
+                path = _filters_path(args.plot)
+                plots.weight_images(backend.to_numpy(first.w), path)
+                print(f"Wrote {path}")
+        except NNDLError as e:
+            print(f"{cli.prog()}: error: --plot: {e}", file=sys.stderr)
+            status = 1
+    return status
 
 
 def main(argv=None):

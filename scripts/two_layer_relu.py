@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nndl import Dense, Network, QuadraticCost  # noqa: E402
-from nndl import io as nio  # noqa: E402
+from nndl import cli  # noqa: E402
 from nndl.autograd import Tensor  # noqa: E402
 
 NAME = "two_layer_relu"
@@ -41,16 +41,17 @@ NAME = "two_layer_relu"
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--N", type=int, default=64, help="examples (the batch), default 64")
-    p.add_argument("--D-in", type=int, default=1000)
-    p.add_argument("--H", type=int, default=100)
-    p.add_argument("--D-out", type=int, default=10)
-    p.add_argument("--lr", type=float, default=1e-6, help="the classic learning rate on L = Σ(ŷ-y)²")
-    p.add_argument("--iterations", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--N", type=cli.positive_int, default=64, help="examples (the batch), default 64")
+    p.add_argument("--D-in", type=cli.positive_int, default=1000)
+    p.add_argument("--H", type=cli.positive_int, default=100)
+    p.add_argument("--D-out", type=cli.positive_int, default=10)
+    p.add_argument("--lr", type=cli.number(0.0, True), default=1e-6, help="the classic learning rate on L = Σ(ŷ-y)²")
+    p.add_argument("--iterations", type=cli.positive_int, default=500)
+    p.add_argument("--seed", type=cli.nonneg_int, default=0)
     p.add_argument("--quick", action="store_true", help="50 iterations")
-    nio.add_results_options(p, NAME, plots="plot")
+    cli.add_results_options(p, NAME, plots="plot")
     args = p.parse_args(argv)
+    cli.check_results_options(p, args, NAME)
     if args.quick:
         args.iterations = min(args.iterations, 50)
     return args
@@ -143,7 +144,7 @@ def plot(results, out):
 
 
 def main(argv=None):
-    return nio.results_then_plots(NAME, parse_args(argv), run, plot, report)
+    return cli.results_then_plots(NAME, parse_args(argv), run, plot, report)
 
 
 if __name__ == "__main__":

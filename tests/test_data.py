@@ -352,17 +352,27 @@ def test_explicit_path_beats_nndl_data_beats_project_folder(places, monkeypatch,
     assert marker_of(data.load_mnist(verify=False)) == 3
 
 
-def test_a_path_without_the_files_falls_through_to_nndl_data(places, monkeypatch):
+def test_an_explicit_path_without_the_files_does_not_fall_through_to_nndl_data(places,
+                                                                             monkeypatch):
     monkeypatch.setenv("NNDL_DATA", str(write_fake(places["tmp"] / "env" / "mnist", marker=2)))
     (places["tmp"] / "empty").mkdir()
-    assert marker_of(data.load_mnist(places["tmp"] / "empty", verify=False)) == 2
+    with pytest.raises(DataError, match="MNIST not found") as e:
+        data.load_mnist(places["tmp"] / "empty", verify=False, download=False)
+    assert str(places["tmp"] / "empty") in str(e.value)
+    assert str(places["tmp"] / "env") not in str(e.value)
+    with pytest.raises(DataError, match="no such folder"):
+        data.load_mnist(places["tmp"] / "missing", verify=False)
+    assert not (places["tmp"] / "missing").exists()
 
 
-def test_a_folder_with_some_of_the_files_is_skipped(places):
+def test_a_folder_with_some_of_the_files_is_skipped(places, monkeypatch):
     partial = write_fake(places["tmp"] / "partial", marker=1)
     (partial / "t10k-images-idx3-ubyte.gz").unlink()
     write_fake(places["project"] / "mnist", marker=3)
-    assert marker_of(data.load_mnist(partial, verify=False)) == 3
+    monkeypatch.setenv("NNDL_DATA", str(partial))
+    assert marker_of(data.load_mnist(verify=False)) == 3
+    with pytest.raises(DataError, match="only train-images"):
+        data.load_mnist(partial, verify=False, download=False)
 
 
 def test_fashion_mnist_uses_its_own_subfolder(places, monkeypatch):
@@ -383,18 +393,37 @@ def test_fashion_mnist_searches_the_debian_folder_after_the_project(places, monk
     assert marker_of(data.load_fashion_mnist(verify=False)) == 6
 
 
-def test_offline_without_data_says_where_to_put_the_files(places, monkeypatch):
+def test_offline_without_data_says_where_to_put_the_files_in_a_few_lines(places, monkeypatch):
     monkeypatch.setenv("NNDL_DATA", str(places["tmp"] / "env"))
     with pytest.raises(DataError) as e:
-        data.load_mnist(places["tmp"] / "mine")
+        data.load_mnist()
     message = str(e.value)
-    assert "MNIST not found" in message
-    for searched in ["mine", "env", os.path.join("env", "mnist"), str(places["project"])]:
+    assert "MNIST not found" in message and len(message.splitlines()) <= 4
+    for searched in ["env", os.path.join("env", "mnist"), str(places["project"] / "mnist")]:
         assert str(places["tmp"] / searched) in message
     assert "tests never use the network" in message
-    assert "NNDL_DATA" in message and str(places["project"] / "mnist") in message
+    assert "--data DIR" in message and "NNDL_DATA" in message and "path=" not in message
     for stem in STEMS:
         assert stem + ".gz" in message
+    assert not places["project"].exists()  # the download's folder is gone again
+
+
+def test_a_failed_download_into_an_existing_project_folder_keeps_it(places):
+    (places["project"] / "mnist").mkdir(parents=True)
+    with pytest.raises(DataError, match="tests never use the network"):
+        data.load_mnist()
+    assert (places["project"] / "mnist").is_dir()
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    (dict(path=True), "path must be"), (dict(path=3), "path must be"),
+    (dict(verify="no"), "verify must be True or False"),
+    (dict(download=1), "download must be True or False"),
+    (dict(dtype="int8"), "dtype must be"),
+])
+def test_loader_arguments_of_the_wrong_type_are_config_errors(places, kwargs, says):
+    with pytest.raises(ConfigError, match=says):
+        data.load_mnist(**kwargs)
 
 
 def test_download_false_never_fetches(places, monkeypatch):
@@ -455,7 +484,7 @@ def test_download_with_wrong_checksum_leaves_nothing_behind(places, monkeypatch)
     with pytest.raises(DataError) as e:
         data.load_mnist()
     assert "sha256 mismatch" in str(e.value) and "NNDL_DATA" in str(e.value)
-    assert list((places["project"] / "mnist").iterdir()) == []
+    assert not (places["project"] / "mnist").exists()  # no partial file, no empty folder
 
 
 def test_download_falls_back_to_the_next_mirror(places, monkeypatch):
@@ -490,7 +519,7 @@ def test_interrupted_download_leaves_no_partial_file(places, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     with pytest.raises(DataError, match="connection reset by peer"):
         data.load_mnist()
-    assert list((places["project"] / "mnist").iterdir()) == []
+    assert not (places["project"] / "mnist").exists()  # no partial file, no empty folder
 
 
 def test_download_fetches_only_the_missing_files(places, monkeypatch):

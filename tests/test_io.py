@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from nndl import (CrossEntropyCost, Dense, Dropout, FormatError, LogLikelihoodCost, Network,
+from nndl import (CrossEntropyCost, Dense, Dropout, FormatError, SaveError, LogLikelihoodCost, Network,
                   QuadraticCost, io)
 
 NETS = {
@@ -84,9 +84,13 @@ def test_the_json_file_is_plain_json_with_format_and_version(tmp_path):
     assert [l["type"] for l in doc["layers"]] == ["Dense", "Dense"]
 
 
-def test_save_accepts_a_string_path_and_creates_missing_folders(tmp_path):
+def test_save_accepts_a_string_path_but_creates_no_folders(tmp_path):
     net = NETS["sigmoid"](np.float64)
     path = os.path.join(str(tmp_path), "runs", "ch3", "net.npz")
+    with pytest.raises(SaveError, match="does not exist"):
+        net.save(path)
+    assert os.listdir(tmp_path) == []
+    os.makedirs(os.path.dirname(path))
     net.save(path)
     assert np.array_equal(Network.load(path).layers[0].w, net.layers[0].w)
 

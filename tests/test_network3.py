@@ -195,7 +195,8 @@ def _run_script(*args, env=None):
 @pytest.mark.parametrize("args, message", [
     (["--preset", "nope"], "invalid choice"),
     (["--preset", "conv1", "--eta", "-1"], "--eta: expected a number > 0.0"),
-    (["--preset", "conv1", "--epochs", "two"], "--epochs: expected an integer >= 0"),
+    (["--preset", "conv1", "--epochs", "two"], "--epochs: expected a positive integer"),
+    (["--preset", "conv1", "--epochs", "0"], "--epochs: expected a positive integer"),
     (["--preset", "conv1", "--save", "net.pkl"], "--save: expected a .npz or .json"),
 ])
 def test_mnist_conv_script_rejects_bad_values_in_one_line(args, message):
