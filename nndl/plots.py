@@ -1,15 +1,18 @@
 """Pictures of training: chapter 3's learning curves, chapter 5's speed of learning, digits.
 
 The only module that imports matplotlib, with the headless Agg backend, so plots work
-on machines without a screen.  Every function writes a PNG and returns its path.  A
-figure of ``figsize=(w, h)`` inches is saved at ``DPI`` dots per inch, so its PNG is
-exactly ``w·DPI × h·DPI`` pixels (no tight cropping): scripts and tests can rely on it.
+on machines without a screen (where pyplot is already imported, as in a notebook, its
+backend is kept: every figure here is closed once saved, so nothing extra is shown).
+Every function writes a PNG and returns its path.  A figure of ``figsize=(w, h)``
+inches is saved at ``DPI`` dots per inch, so its PNG is exactly ``w·DPI × h·DPI``
+pixels (no tight cropping): scripts and tests can rely on it.
 
 Functions take plain numbers (lists, arrays, dicts, a :class:`~nndl.net.History`), never
 a network, so a script can remake every figure from the JSON it saved.
 """
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -22,7 +25,8 @@ COLORS = ["#2A6EA6", "#FFA933", "#FF5555", "#55AA55", "#5555FF", "#AA55AA", "#33
 def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules:  # else keep the caller's choice (a notebook's inline)
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
