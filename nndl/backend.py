@@ -132,7 +132,8 @@ def announce_compilation():
     caches them on disk and later runs load them in well under a second.  The training
     loop calls this once per run, so a run prints the line at most once, and only when
     a kernel is really compiled: numba triggers its ``"numba:compile"`` event for a
-    compilation, not for a load from the cache.
+    compilation, not for a load from the cache.  It goes to stderr even for a quiet
+    (``verbose=False``) run: it explains a pause, it does not report progress.
     """
     global _compile_notice
     if not HAS_NUMBA:

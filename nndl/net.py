@@ -369,8 +369,7 @@ class Network:
         (``on_divergence="raise"``), or with ``on_divergence="restore"`` puts back the
         state from the start of the epoch, halves eta and tries the epoch again.
         """
-        if verbose:  # one line, not silence, while numba compiles kernels on a first run
-            backend.announce_compilation()
+        backend.announce_compilation()  # a first run: one line on stderr while numba compiles
         x, _, y = self._prepare(training_data, "training_data")
         n = len(x)
         m = int(mini_batch_size)
