@@ -17,6 +17,7 @@ into numpy arrays behind the code's back.
 """
 import functools
 import os
+import sys
 
 import numpy as np
 
@@ -106,6 +107,54 @@ if HAS_NUMBA:
     prefetch = _prefetch_intrinsic
 else:  # pragma: no cover - exercised only without numba
     prefetch = _prefetch_py
+
+
+# -- the first run's compile notice ---------------------------------------------------
+
+COMPILE_NOTICE = ("nndl: numba is compiling kernels for this machine (once, ~20 s; "
+                  "later runs load them from its cache)...")
+
+
+def _nndl_kernel(event):
+    """True when a numba event concerns a function defined in nndl."""
+    dispatcher = (event.data or {}).get("dispatcher")
+    module = getattr(getattr(dispatcher, "py_func", None), "__module__", None) or ""
+    return module == "nndl" or module.startswith("nndl.")
+
+
+_compile_notice = None  # the listener, registered with numba on first use
+
+
+def announce_compilation():
+    """Say so, in one line on stderr, the next time numba compiles one of nndl's kernels.
+
+    A fresh install's first training run spends ~20 s compiling the fused loops; numba
+    caches them on disk and later runs load them in well under a second.  The training
+    loop calls this once per run, so a run prints the line at most once, and only when
+    a kernel is really compiled: numba triggers its ``"numba:compile"`` event for a
+    compilation, not for a load from the cache.  It goes to stderr even for a quiet
+    (``verbose=False``) run: it explains a pause, it does not report progress.
+    """
+    global _compile_notice
+    if not HAS_NUMBA:
+        return
+    if _compile_notice is None:
+        from numba.core import event
+
+        class _CompileNotice(event.Listener):
+            armed = False
+
+            def on_start(self, ev):
+                if self.armed and _nndl_kernel(ev):
+                    self.armed = False
+                    print(COMPILE_NOTICE, file=sys.stderr, flush=True)
+
+            def on_end(self, ev):
+                pass
+
+        _compile_notice = _CompileNotice()
+        event.register("numba:compile", _compile_notice)
+    _compile_notice.armed = True
 
 
 def all_finite(x):

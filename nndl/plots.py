@@ -1,15 +1,18 @@
 """Pictures of training: chapter 3's learning curves, chapter 5's speed of learning, digits.
 
 The only module that imports matplotlib, with the headless Agg backend, so plots work
-on machines without a screen.  Every function writes a PNG and returns its path.  A
-figure of ``figsize=(w, h)`` inches is saved at ``DPI`` dots per inch, so its PNG is
-exactly ``w·DPI × h·DPI`` pixels (no tight cropping): scripts and tests can rely on it.
+on machines without a screen (where pyplot is already imported, as in a notebook, its
+backend is kept: every figure here is closed once saved, so nothing extra is shown).
+Every function writes a PNG and returns its path.  A figure of ``figsize=(w, h)``
+inches is saved at ``DPI`` dots per inch, so its PNG is exactly ``w·DPI × h·DPI``
+pixels (no tight cropping): scripts and tests can rely on it.
 
 Functions take plain numbers (lists, arrays, dicts, a :class:`~nndl.net.History`), never
 a network, so a script can remake every figure from the JSON it saved.
 """
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -22,7 +25,8 @@ COLORS = ["#2A6EA6", "#FFA933", "#FF5555", "#55AA55", "#5555FF", "#AA55AA", "#33
 def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules:  # else keep the caller's choice (a notebook's inline)
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -55,6 +59,20 @@ def _save(fig, path):
     return os.fspath(path)
 
 
+def _line(ax, xs, ys, marker=None, **kwargs):
+    """ax.plot, with a dot where a series has one point (a line of one point is invisible)."""
+    if marker is None and len(ys) == 1:
+        marker = "o"
+    return ax.plot(xs, ys, marker=marker, **kwargs)
+
+
+def _epoch_axis(ax):
+    """Whole-number ticks on an epoch axis (no "epoch 0.5" after a run of one or two)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
 def _history(history):
     if isinstance(history, dict):
         from .net import History
@@ -73,10 +91,10 @@ def learning_curves(history, path, title=None):
     for acc, n, label in ((history.evaluation_accuracy, history.n_evaluation, "evaluation"),
                           (history.training_accuracy, history.n_training, "training")):
         if acc:
-            ax_acc.plot(np.arange(len(acc)), 100.0 * np.asarray(acc) / n, label=label)
+            _line(ax_acc, np.arange(len(acc)), 100.0 * np.asarray(acc) / n, label=label)
     for cost, label in ((history.evaluation_cost, "evaluation"), (history.training_cost, "training")):
         if cost:
-            ax_cost.plot(np.arange(len(cost)), cost, label=label)
+            _line(ax_cost, np.arange(len(cost)), cost, label=label)
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     ax_cost.set(xlabel="epoch", ylabel="cost", title="Cost")
     for ax, what in ((ax_acc, "accuracy"), (ax_cost, "cost")):
@@ -85,6 +103,7 @@ def learning_curves(history, path, title=None):
         else:  # say so, rather than leave an empty frame
             ax.text(0.5, 0.5, f"no {what} was monitored", ha="center", va="center",
                     transform=ax.transAxes, color="0.4")
+        _epoch_axis(ax)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -97,7 +116,8 @@ def monitors(history, path, start=0, title=None):
     Cost on the training data, accuracy (%) on the evaluation data, cost on the
     evaluation data, accuracy (%) on the training data; a panel whose monitor is empty
     says so.  ``start`` is one first epoch for all four or one per panel (the book
-    draws the first two from epoch 200, the others from 0).  1000 × 750 px.
+    draws the first two from epoch 200, the others from 0); a run shorter than its
+    panel's ``start`` shows its last epoch rather than an empty panel.  1000 × 750 px.
     """
     history = _history(history)
     starts = [int(start)] * 4 if np.ndim(start) == 0 else [int(s) for s in start]
@@ -112,11 +132,13 @@ def monitors(history, path, start=0, title=None):
         values = np.asarray(values, dtype=float)
         if n:
             values = 100.0 * values / n
-        if len(values) > start:
-            ax.plot(np.arange(start, len(values)), values[start:], color=color)
+        if len(values):
+            start = min(start, len(values) - 1)
+            _line(ax, np.arange(start, len(values)), values[start:], color=color)
         else:
             ax.text(0.5, 0.5, "not monitored", ha="center", va="center", transform=ax.transAxes)
         ax.set(xlabel="epoch", title=label)
+        _epoch_axis(ax)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -128,7 +150,8 @@ def curves(series, path, xlabel="epoch", ylabel=None, title=None, logx=False, lo
     """One line per entry of ``series``: ``{label: ys}`` (x = 0, 1, ...) or ``{label: (xs, ys)}``.
 
     The generic figure behind the learning-rate, weight-initialization and more-data
-    plots.  ``figsize`` in inches; the PNG is ``figsize × DPI`` pixels.
+    plots.  ``figsize`` in inches; the PNG is ``figsize × DPI`` pixels.  With
+    ``xlabel="epoch"`` the x ticks are whole numbers.
     """
     fig, ax = _figure(figsize)
     for (label, values), color in zip(series.items(), _cycle(COLORS)):
@@ -137,7 +160,7 @@ def curves(series, path, xlabel="epoch", ylabel=None, title=None, logx=False, lo
         else:
             ys = values
             xs = np.arange(len(ys))
-        ax.plot(xs, ys, marker=marker, color=color, label=str(label))
+        _line(ax, xs, ys, marker=marker, color=color, label=str(label))
     if logx:
         ax.set_xscale("log")
     if logy:
@@ -145,6 +168,8 @@ def curves(series, path, xlabel="epoch", ylabel=None, title=None, logx=False, lo
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.set(xlabel=xlabel, ylabel=ylabel or "", title=title or "")
+    if xlabel == "epoch" and not logx:
+        _epoch_axis(ax)
     if len(series) > 1:
         ax.legend()
     ax.grid(alpha=0.3, which="both")
@@ -168,12 +193,13 @@ def speed_of_learning(norms, path, title=None, logy=True):
         raise ValueError(f"norms: expected a non-empty (epochs, layers) table, got shape {norms.shape}")
     fig, ax = _figure((8, 5))
     for l, color in zip(range(norms.shape[1]), _cycle(COLORS)):
-        ax.plot(np.arange(len(norms)), norms[:, l], color=color, label=f"Hidden layer {l + 1}")
+        _line(ax, np.arange(len(norms)), norms[:, l], color=color, label=f"Hidden layer {l + 1}")
     if logy:
         ax.set_yscale("log")
     ax.set(xlabel="Number of epochs of training", ylabel="‖∂C/∂b‖",
            title=title or f"Speed of learning: {norms.shape[1]} hidden layers")
-    ax.set_xlim(0, max(1, len(norms) - 1))
+    ax.set_xlim(*((0, len(norms) - 1) if len(norms) > 1 else (-1, 1)))  # one row: its dot inside
+    _epoch_axis(ax)
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)

@@ -165,6 +165,7 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0,
     if run.history.stopped or run.epoch >= epochs:
         net.history = run.history
         return run.history
+    backend.announce_compilation()  # a first run: one line on stderr while numba compiles
     train_epoch = _epoch_trainer(net, x, y, m, reg, fast_path)
     bar = _progress(progress, n)
     while run.epoch < epochs:

@@ -98,3 +98,63 @@ def test_a_failed_plot_leaves_no_file(tmp_path):
     with pytest.raises(ValueError):
         plots.sweep([], tmp_path / "none.png")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- after one epoch: a dot for a single point, whole-number epochs, no empty panels ------
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions draw, kept open instead of written out."""
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or str(path))
+    yield drawn
+    for fig in drawn:
+        plots._pyplot().close(fig)
+
+
+def visible_ticks(ax):
+    lo, hi = sorted(ax.get_xlim())
+    return [t for t in ax.get_xticks() if lo <= t <= hi]
+
+
+def assert_readable_epoch_axis(ax):
+    assert ax.lines, f"panel {ax.get_title()!r} is empty"
+    for line in ax.lines:
+        if len(line.get_xdata()) == 1:
+            assert line.get_marker() not in (None, "None", "", " "), "a single point without a marker"
+    ticks = visible_ticks(ax)
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_learning_curves_after_one_epoch_show_dots_on_whole_epochs(figures, tmp_path):
+    plots.learning_curves(a_history(1), tmp_path / "one.png")
+    for ax in figures[0].axes:
+        assert_readable_epoch_axis(ax)
+
+
+def test_monitors_after_one_epoch_have_no_empty_panel(figures, tmp_path):
+    plots.monitors(a_history(1), tmp_path / "one.png", start=(200, 200, 0, 0))
+    assert len(figures[0].axes) == 4
+    for ax in figures[0].axes:
+        assert_readable_epoch_axis(ax)
+        assert not ax.texts  # no "not monitored"
+
+
+def test_monitors_start_beyond_a_short_run_shows_its_last_epoch(figures, tmp_path):
+    plots.monitors(a_history(3), tmp_path / "three.png", start=200)
+    for ax in figures[0].axes:
+        assert list(ax.lines[0].get_xdata()) == [2]
+
+
+def test_curves_and_speed_of_learning_after_one_epoch(figures, tmp_path):
+    plots.curves({"eta = 0.25": [0.5], "eta = 2.5": [0.9, 0.8, 0.85]}, tmp_path / "c.png")
+    plots.speed_of_learning([[0.01, 0.1]], tmp_path / "s.png")
+    for fig in figures:
+        assert_readable_epoch_axis(fig.axes[0])
+    curves_ax = figures[0].axes[0]
+    assert curves_ax.lines[1].get_marker() in (None, "None", "")  # many points: a plain line
+
+
+def test_curves_keep_fractional_ticks_when_x_is_not_epochs(figures, tmp_path):
+    plots.curves({"fit": ([0.0, 0.25, 0.5], [1, 2, 3])}, tmp_path / "x.png", xlabel="x")
+    assert not all(float(t).is_integer() for t in visible_ticks(figures[0].axes[0]))
