@@ -170,34 +170,44 @@ def _describe(folder):
 
 
 def _locate(path, download):
-    """(reader, where): the archive ``path`` names, the first folder holding CIFAR-10,
-    else the downloaded archive."""
+    """(reader, where): the archive ``path`` names, the first folder holding CIFAR-10
+    (a folder given is the only one searched, as for MNIST), else the downloaded archive."""
     if path is not None and os.fspath(path) != "" and Path(path).expanduser().is_file():
         return _read_archive, Path(path).expanduser()
+    if path is not None and not Path(path).expanduser().is_dir():
+        raise DataError(f"{path}: no such folder (the folder given for CIFAR-10)")
     searched = []
     for folder, origin in data._search_dirs(DATASET, path):
         found = _find_in(folder)
         if found:
             return found
-        searched.append(f"  {folder} ({origin}): {_describe(folder)}")
+        if folder.is_dir() or origin != "given":
+            searched.append(f"{folder} ({origin}: {_describe(folder)})")
 
-    target = data._project_data_dir() / DATASET
+    # Into the folder given, else the project's data/cifar-10/, which is removed again
+    # if the download fails: a failure leaves no empty folders behind.
+    target = Path(path).expanduser() if path is not None else data._project_data_dir() / DATASET
     if download:
+        made = data._missing_parents(target)
         try:
             target.mkdir(parents=True, exist_ok=True)
             data._download(DATASET, ARCHIVE, target)
             return _read_archive, target / ARCHIVE
         except (OSError, DataError) as e:
             failure = f"Downloading into {target} failed: {e}"
+            for folder in made:  # deepest first; only empty ones go
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     else:
         failure = "Not downloading it (download=False)."
     url = data._DATASETS[DATASET].mirrors[0] + ARCHIVE
     raise DataError(
-        "CIFAR-10 not found. Searched, in order:\n" + "\n".join(searched) + "\n"
-        f"{failure}\n"
-        f"Put {ARCHIVE} (from {url}), or the {FOLDER}/ folder unpacked from it, into "
-        f"{target}, or into a folder of your own and point the NNDL_DATA environment "
-        f"variable at it (or at a folder holding {DATASET}/), or pass path= that folder.")
+        f"CIFAR-10 not found in {'; '.join(searched)}.\n{failure}\n"
+        f"Put {ARCHIVE} (from {url}), or the {FOLDER}/ folder unpacked from it, in a folder "
+        f"and give it as --data DIR to a script, load_cifar10(DIR) in Python, or in the "
+        f"NNDL_DATA environment variable (for both).")
 
 
 # --- loading ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import activations, backend, kernels
 from .errors import ConfigError, ShapeError
-from .layers import Dense, Dropout, Layer, _init_normal, _probability
+from .layers import Dense, Dropout, Layer, _check_input, _init_normal, _probability
 
 # In evaluation, batches whose column matrix would exceed this many bytes are
 # convolved in chunks (predict() sends 1000 images at once).
@@ -65,6 +65,7 @@ class _Buffers:
 
 def _images(a_in, shape, what):
     """(N, ...) with C·H·W values per example -> (N, C, H, W), or a ShapeError."""
+    _check_input(a_in, what)
     if a_in.shape[1:] == shape or (shape is None and a_in.ndim == 4):
         return a_in
     if shape is None:

@@ -14,15 +14,11 @@ from .errors import ConfigError, DataError, ShapeError
 
 
 def check_count(value, what, minimum=None):
-    """``value`` as an int >= ``minimum``: integral numbers only (not bools, not 1.7)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    """``value`` as an int >= ``minimum``: integers only (not bools, not 30.0 or 1.7,
+    which would be truncated or are a mistake)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ConfigError(f"{what}: expected an integer, got {value!r}")
-    if isinstance(value, numbers.Integral):
-        v = int(value)
-    elif math.isfinite(float(value)) and float(value).is_integer():
-        v = int(value)
-    else:
-        raise ConfigError(f"{what}: expected an integer, got {value!r}")
+    v = int(value)
     if minimum is not None and v < minimum:
         raise ConfigError(f"{what}: expected {what} >= {minimum}, got {v}")
     return v

@@ -30,7 +30,7 @@ import copy
 import numpy as np
 
 from . import activations, backend
-from .errors import ConfigError, ShapeError
+from .errors import ConfigError, DataError, ShapeError
 
 #: Layer classes by name, filled as each subclass of :class:`Layer` is defined.
 LAYER_TYPES = {}
@@ -82,6 +82,11 @@ class Layer:
             setattr(self, f"nabla_{name}", backend.move(g, xp))
         return self
 
+    def parameter_shapes(self):
+        """``{name: shape}`` of the parameters, known before build (a loaded file's
+        arrays are checked against it before any is read)."""
+        return {} if self.w_shape is None else {"w": tuple(self.w_shape), "b": (self.w_shape[0],)}
+
     def replica(self):
         """A copy sharing this layer's parameters, with its own gradients and per-pass
         state, so that several can run forward and backward at once (nndl.fast.shards)."""
@@ -97,6 +102,20 @@ class Layer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _check_input(a_in, what, n_values=None):
+    """``a_in`` if it is a batch of real floating-point examples (with ``n_values`` values
+    each, when given), else an nndl error: layers are public, and what they hand on may
+    reach compiled kernels."""
+    dtype = getattr(a_in, "dtype", None)
+    if dtype is None or dtype.kind != "f":
+        raise DataError(f"{what}: expected a floating-point array, got "
+                        f"{type(a_in).__name__} of dtype {dtype}")
+    if a_in.ndim < 1 or (n_values is not None and int(np.prod(a_in.shape[1:])) != n_values):
+        raise ShapeError(f"{what}: expected examples of {n_values} values, got an array of "
+                         f"shape {a_in.shape}")
+    return a_in
 
 
 def _init_normal(rng, shape, std, dtype):
@@ -139,6 +158,12 @@ class Dense(Layer):
     def input_shape_hint(self):
         return (self.n_in,)
 
+    def parameter_shapes(self):
+        shapes = {"w": (self.n_out, self.n_in)}
+        if self.bias:
+            shapes["b"] = (self.n_out,)
+        return shapes
+
     def build(self, input_shape, rng, dtype):
         super().build(input_shape, rng, dtype)
         if int(np.prod(self.input_shape)) != self.n_in:
@@ -168,6 +193,7 @@ class Dense(Layer):
 
     def forward(self, a_in, train=False):
         """(N, n_in) or (N, ...) -> (N, n_out)."""
+        _check_input(a_in, type(self).__name__, self.n_in)
         self.a_in = a_in.reshape(len(a_in), self.n_in)     # (N, n_in)
         self.z = self.a_in @ self.w.T                       # (N, n_out)
         if self.bias:

@@ -149,6 +149,8 @@ class Network:
         if a.ndim < 1 or int(np.prod(a.shape[1:])) != int(np.prod(self.input_shape)):
             raise ShapeError(f"feedforward: expected examples of shape {self.input_shape}, "
                              f"got an array of shape {a.shape}")
+        if a.dtype != self.dtype:
+            a = inputs.examples(self, a, "feedforward")  # a dtype to check and convert
         for layer in self.layers:
             a = layer.forward(a, train)
         return a
@@ -371,17 +373,26 @@ def _spec(net):
 
 def _load(cls, filename, backend_name):
     xp = _placement(backend_name, None)[0]  # a missing GPU is a ConfigError, not a bad file
-    meta, arrays = io.read_arrays(filename)
+    meta, arrays = io.read_arrays(filename, expect=_expected_arrays)
     name = os.path.basename(os.fspath(filename))
     try:
         layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in meta["layers"]]
-        _check_weight_shapes(layers, arrays, name)  # before building allocates them
         net = cls(layers, cost=meta["cost"], dtype=meta["dtype"],
                   input_shape=meta["input_shape"], rng=np.random.default_rng(0), backend=xp)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise FormatError(f"{name}: bad layer description ({type(e).__name__}: {e})") from None
     net._load_params(arrays, name)
     return net
+
+
+def _expected_arrays(meta):
+    """``{name: (shape, dtype)}`` that a file's description implies, so that its arrays'
+    headers are checked before any array is read (a hostile description, say
+    n_out = 10**12, makes no layer allocate: constructors allocate nothing)."""
+    dtype = backend.as_dtype(meta["dtype"])
+    return {f"{i}/{pname}": (shape, dtype)
+            for i, spec in enumerate(meta["layers"])
+            for pname, shape in LAYER_TYPES[spec["type"]](**spec["config"]).parameter_shapes().items()}
 
 
 def _load_params(net, arrays, name):
@@ -424,23 +435,6 @@ def _input_shape(first, input_shape):
         if input_shape is None:
             raise ConfigError(f"input_shape: cannot infer it from {first!r}; pass input_shape=")
     return tuple(inputs.check_count(s, "input_shape", minimum=1) for s in input_shape)
-
-
-def _check_weight_shapes(layers, arrays, name):
-    """A FormatError unless each layer's weights, as its description sizes them, are the
-    weights the file holds: a damaged or hostile description (say n_out = 10**12) must
-    not make the loader allocate and draw a huge matrix before the arrays are compared."""
-    for i, layer in enumerate(layers):
-        want = layer.w_shape
-        if want is None:
-            continue
-        have = arrays.get(f"{i}/w")
-        if have is None:
-            raise FormatError(f"{name}: missing array {i}/w")
-        if tuple(have.shape) != tuple(want):
-            raise FormatError(f"{name}: array {i}/w has shape {tuple(have.shape)}, expected "
-                              f"{tuple(want)} (the description of layer {i}, {type(layer).__name__})")
-
 
 
 def _placement(name, dtype):

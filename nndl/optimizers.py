@@ -74,6 +74,7 @@ class SGD:
     """
 
     kernel = "sgd"  # nndl.fast's id for it (None: not fusable)
+    slots = ()
 
     def step(self, layers, eta, m, reg=None, n=1):
         for layer in layers:
@@ -95,6 +96,8 @@ class Momentum(_Stateful):
     μ is the book's "momentum coefficient" (1 - μ is the friction); μ = 0 is plain SGD.
     State: the velocity v of each parameter (slot ``"v"``).
     """
+
+    slots = ("v",)  # the per-parameter state arrays a checkpoint holds
 
     def __init__(self, mu=0.9):
         super().__init__()
@@ -130,6 +133,8 @@ class Nesterov(_Stateful):
     State: the velocity v (slot ``"v"``).
     """
 
+    slots = ("v",)  # the per-parameter state arrays a checkpoint holds
+
     def __init__(self, mu=0.9):
         super().__init__()
         self.mu = float(mu)
@@ -151,6 +156,8 @@ class AdaGrad(_Stateful):
     time.  State: G (slot ``"G"``).
     """
 
+    slots = ("G",)  # the per-parameter state arrays a checkpoint holds
+
     def __init__(self, eps=1e-8):
         super().__init__()
         self.eps = float(eps)
@@ -169,6 +176,8 @@ class RMSProp(_Stateful):
     AdaGrad with a leaky average instead of a sum, so the steps do not shrink forever.
     State: the running mean square E (slot ``"E"``).
     """
+
+    slots = ("E",)  # the per-parameter state arrays a checkpoint holds
 
     def __init__(self, rho=0.9, eps=1e-8):
         super().__init__()
@@ -190,6 +199,8 @@ class Adam(_Stateful):
     t counting the steps taken (1 on the first).  Momentum (m) plus RMSProp (v).
     State: m and v per parameter (slots ``"m"``, ``"v"``) and the step count ``"t"``.
     """
+
+    slots = ("m", "v")  # the per-parameter state arrays a checkpoint holds
 
     def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__()

@@ -127,6 +127,7 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0,
         on_divergence="raise"):
     """Train ``net`` by mini-batch SGD; return a :class:`History`.  See
     :meth:`nndl.Network.SGD` for the arguments."""
+    backend.announce_compilation()  # a first run: one line on stderr while numba compiles
     x, _, y = net._prepare(training_data, "training_data")
     n = len(x)
     epochs = check_count(epochs, "epochs", minimum=0)
@@ -165,7 +166,6 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0,
     if run.history.stopped or run.epoch >= epochs:
         net.history = run.history
         return run.history
-    backend.announce_compilation()  # a first run: one line on stderr while numba compiles
     train_epoch = _epoch_trainer(net, x, y, m, reg, fast_path)
     bar = _progress(progress, n)
     while run.epoch < epochs:
@@ -384,7 +384,14 @@ def _write_checkpoint(net, path, run, setup):
 
 
 def _restore_checkpoint(net, path, run, setup):
-    meta, arrays = io.read_arrays(path)
+    params = [(f"{i}/{pname}", p) for i, layer in enumerate(net.layers)
+              for pname, p, _ in layer.parameters()]
+    expect = {k: (p.shape, p.dtype) for k, p in params}
+    for slot in getattr(net.optimizer, "slots", ()):  # optimizer state is made on first use: optional
+        expect.update({f"optimizer/{slot}/{k}": io.optional(p.shape, p.dtype) for k, p in params})
+    if "t" in vars(net.optimizer):
+        expect["optimizer/t"] = io.optional((1,), None)
+    meta, arrays = io.read_arrays(path, expect=expect)
     name = os.path.basename(os.fspath(path))
     if meta.get("kind") != "checkpoint":
         raise FormatError(f"{name}: a saved model, not a training checkpoint")

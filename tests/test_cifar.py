@@ -246,26 +246,36 @@ def test_explicit_path_beats_nndl_data_beats_project_folder(places, monkeypatch,
     assert marker_of(cifar.load_cifar10(verify=False)) == 3
 
 
-def test_a_folder_with_only_some_batches_is_skipped(places):
+def test_a_folder_with_only_some_batches_is_skipped(places, monkeypatch):
     write_batches(places["tmp"] / "some", names=NAMES[:2])
     write_batches(places["project"] / "cifar-10", marker=5)
-    assert marker_of(cifar.load_cifar10(places["tmp"] / "some", verify=False)) == 5
+    monkeypatch.setenv("NNDL_DATA", str(places["tmp"] / "some"))
+    assert marker_of(cifar.load_cifar10(verify=False)) == 5
+
+
+def test_a_folder_given_is_the_only_one_searched(places):
+    write_batches(places["tmp"] / "some", names=NAMES[:2])
+    write_batches(places["project"] / "cifar-10", marker=5)
+    with pytest.raises(DataError, match="only data_batch_1.bin, data_batch_2.bin"):
+        cifar.load_cifar10(places["tmp"] / "some", verify=False)
+    with pytest.raises(DataError, match="no such folder"):
+        cifar.load_cifar10(places["tmp"] / "missing")
 
 
 def test_offline_without_data_says_where_to_put_the_files(places, monkeypatch):
     monkeypatch.setenv("NNDL_DATA", str(places["tmp"] / "env"))
-    write_batches(places["tmp"] / "mine", names=NAMES[:2])
     with pytest.raises(DataError) as e:
-        cifar.load_cifar10(places["tmp"] / "mine")
+        cifar.load_cifar10()
     message = str(e.value)
-    assert message.startswith("CIFAR-10 not found")
-    assert f"{places['tmp'] / 'mine'} (path argument): only data_batch_1.bin, data_batch_2.bin" in message
+    assert message.startswith("CIFAR-10 not found in")
+    assert len(message.splitlines()) <= 4
     for searched in ["env", os.path.join("env", "cifar-10")]:
-        assert f"{places['tmp'] / searched} (NNDL_DATA): no such folder" in message
+        assert f"{places['tmp'] / searched} (NNDL_DATA: no such folder)" in message
     assert "tests never use the network" in message
     assert "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" in message
-    assert str(places["project"] / "cifar-10") in message and "NNDL_DATA" in message
+    assert "--data DIR" in message and "NNDL_DATA" in message and "path=" not in message
     assert "cifar-10-batches-bin/" in message
+    assert not (places["project"] / "cifar-10").exists()  # no empty folder left behind
 
 
 def test_download_false_never_fetches(places, monkeypatch):

@@ -50,9 +50,15 @@ _COST = {"quadratic": 0, "cross-entropy": 1, "log-likelihood": 2}
 _COST_OUTPUTS = {"quadratic": ("sigmoid", "tanh", "relu", "identity"),
                  "cross-entropy": ("sigmoid",), "log-likelihood": ("softmax",)}
 _REG = {None: 0, "L2": 1, "L1": 2}
-# Reassociation and FMA contraction let LLVM vectorise the dot products; the
-# no-NaN/no-inf assumptions of full fastmath are left off so divergence is still seen.
-_FAST = {"reassoc", "contract", "arcp", "nsz"}
+# FMA contraction, and no reassociation: with it LLVM chooses the order of additions
+# differently depending on what it inlines where, so a process that compiled the kernels
+# and one that loaded them from numba's cache trained to different last bits.  Only the
+# forward dot products (_DOT) may reassociate, which LLVM needs to vectorise them: they
+# are compiled the same way in every context (tests/test_trust_model.py checks a cold and
+# a warm cache agree).  The no-NaN/no-inf assumptions of full fastmath are left off so
+# divergence is still seen.
+_FAST = {"contract", "arcp", "nsz"}
+_DOT = _FAST | {"reassoc"}
 # 32 vector registers (AVX-512): the kernels block wider (a compile-time constant).
 _WIDE = backend.WIDE_VECTORS
 
@@ -171,9 +177,9 @@ def _act(v, act):
 # or 1 to working precision).  σ = 1/(1 + e) for z >= 0 and e/(1 + e) below: no overflow.
 _LOG2E = 1.4426950408889634
 _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 = hi + lo, hi exact in 32 bits
-# No reassociation here: it would fold (x - k·hi) - k·lo into x - k·(hi + lo) and lose
-# the split's precision (100 ulps at z = -700).
-_EXACT = _FAST - {"reassoc"}
+# No reassociation here either: it would fold (x - k·hi) - k·lo into x - k·(hi + lo) and
+# lose the split's precision (100 ulps at z = -700).
+_EXACT = _FAST
 
 
 @backend.jit(fastmath=_EXACT)
@@ -395,7 +401,7 @@ def _learn4(w, d, a_in, ar, scale, i0, i1, j, c):
         _learn(w, d, a_in, ar, scale, i, i1, j, j + 4, c)
 
 
-@backend.jit(fastmath=_FAST)
+@backend.jit(fastmath=_DOT)
 def _look_ahead(w, b, x, xr, out, act, sd, i0, i1, jb, je):
     """The forward pass through rows jb <= j < je for examples i0 <= i < i1:
     out[i, j] = act(sd·(x[xr[i]] · w[j]) + b[j]) (z itself for sigmoid and softmax, which
@@ -428,7 +434,7 @@ def _look_ahead(w, b, x, xr, out, act, sd, i0, i1, jb, je):
         out[i_, j2], out[i_, j3] = _act(sd * t2 + b[j2], act), _act(sd * t3 + b[j3], act)
 
 
-@backend.jit(fastmath=_FAST)
+@backend.jit(fastmath=_DOT)
 def _look_ahead5(w, b, x, xr, out, act, sd, i0, i1, jb, je):
     """The forward pass through rows jb <= j < je for examples i0 <= i < i1:
     out[i, j] = act(sd·(x[xr[i]] · w[j]) + b[j]) (z itself for sigmoid and softmax, which
