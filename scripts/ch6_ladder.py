@@ -80,7 +80,7 @@ def train(preset, seed, runs, resume, results, data=None, epochs=None, train_siz
     net_preset = "dropout" if preset == "ensemble" else preset
     n_epochs, eta, lmbda, expanded, _ = PRESETS[net_preset]
     n_epochs = epochs or n_epochs
-    command = "python scripts/ch6_ladder.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command(sys.argv[1:])
     training, validation, test = load_mnist(data, dtype="float32")
     if train_size:
         training = (training[0][:train_size], training[1][:train_size])
@@ -130,6 +130,15 @@ def import_json(path, command, results=RESULTS):
     out = record_path(doc["preset"], doc["seed"], results)
     cli.write_json(rec, out)
     return out
+
+
+def _command(argv):
+    """The command line as run, with the folders it was given as placeholders (records
+    name no paths of the machine they ran on)."""
+    out, hide = [], {"--runs": "RUNS", "--results": "results", "--data": "DATA"}
+    for i, a in enumerate(argv):
+        out.append(hide[argv[i - 1]] if i and argv[i - 1] in hide else shlex.quote(a))
+    return "python scripts/ch6_ladder.py " + " ".join(out)
 
 
 def _softmax(net, x):
