@@ -42,6 +42,7 @@ from . import activations
 from . import net as _net
 from .conv import ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer  # noqa: F401  (the book's names)
 from .costs import LogLikelihoodCost
+from .ensemble import ensemble_vote  # noqa: F401  (the chapter's ensemble of five nets)
 from .errors import ConfigError
 
 # network3's activation functions, as nndl's activation classes.
@@ -169,37 +170,3 @@ def _best_epoch(history):
     """The epoch of the best validation accuracy, the latest of ties (as network3)."""
     acc = history.evaluation_accuracy
     return len(acc) - 1 - int(np.argmax(acc[::-1])) if acc else None
-
-
-def ensemble_vote(nets, X):
-    """The plurality vote of several trained networks: (N, ...) inputs -> (N,) classes.
-
-    Each net votes for its most probable class.  A tie between classes with the same
-    number of votes goes to the class with the larger sum of the nets' output
-    probabilities, and any tie left after that to the lowest class.  This is the
-    book's ensemble of five dropout networks (99.67% on the test set).
-    """
-    nets = list(nets)
-    if not nets:
-        raise ConfigError("nets: expected at least one trained network")
-    votes = probs = None
-    for net in nets:
-        p = _probabilities(net, X)                                        # (N, n_classes)
-        if votes is None:
-            votes, probs = np.zeros(p.shape), np.zeros(p.shape)
-        if p.shape != votes.shape:
-            raise ConfigError(f"nets: outputs of shape {p.shape[1:]} and {votes.shape[1:]} differ")
-        votes[np.arange(len(p)), p.argmax(axis=1)] += 1
-        probs += p
-    # Votes are integers and a sum of probabilities is < len(nets) + 1, so this breaks
-    # only ties in the vote.
-    return (votes * (len(nets) + 1) + probs).argmax(axis=1)
-
-
-def _probabilities(net, X):
-    """The net's outputs for X, in float64 host memory, a thousand examples at a time."""
-    from .backend import to_numpy
-
-    x = net._inputs(X, "X")
-    return np.concatenate([to_numpy(net.feedforward(x[k:k + 1000])).astype(np.float64)
-                           for k in range(0, len(x), 1000)])

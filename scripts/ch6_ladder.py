@@ -142,23 +142,20 @@ def _command(argv):
 
 
 def _softmax(net, x):
-    from nndl.backend import to_numpy
+    from nndl import ensemble
 
-    return np.concatenate([to_numpy(net.feedforward(x[k:k + 1000])) for k in range(0, len(x), 1000)])
+    return ensemble.probabilities(net, x)
 
 
 def vote(seeds, results=RESULTS, data=None):
     """The ensemble's record from its members' saved softmax outputs."""
+    from nndl import ensemble
     from nndl.data import load_mnist
 
     outputs = [np.load(record_path("dropout", s, results).replace(".json", "-softmax.npy"))
                .astype(np.float64) for s in seeds]
     labels = load_mnist(data, dtype="float32")[2][1]
-    votes = np.zeros_like(outputs[0])
-    for p in outputs:
-        votes[np.arange(len(p)), p.argmax(axis=1)] += 1
-    # Ties in the vote go to the larger summed probability (network3.ensemble_vote's rule).
-    predicted = (votes * (len(outputs) + 1) + sum(outputs)).argmax(axis=1)
+    predicted = ensemble.vote(outputs)
     wrong = np.flatnonzero(predicted != labels)
     rec = {"preset": "ensemble", "members": list(seeds), "book": PRESETS["ensemble"][4],
            "command": "python scripts/ch6_ladder.py --vote " + " ".join(map(str, seeds)),
