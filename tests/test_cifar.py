@@ -326,7 +326,7 @@ def test_a_download_with_the_wrong_checksum_leaves_nothing_behind(places, monkey
     with pytest.raises(DataError) as e:
         cifar.load_cifar10()
     assert "sha256 mismatch" in str(e.value) and "NNDL_DATA" in str(e.value)
-    assert os.listdir(places["project"] / "cifar-10") == []
+    assert not (places["project"] / "cifar-10").exists()  # nothing left, not even the folder
 
 
 def test_nndl_exports_the_loader():

@@ -188,7 +188,7 @@ def test_layer_sizes_that_disagree_with_the_arrays_raise_format_error_before_all
     path.write_text(json.dumps(doc))
     built = []
     monkeypatch.setattr(Dense, "initialize", lambda self, *a, **k: built.append(self))
-    with pytest.raises(FormatError, match=rf"array {layer}/w has shape .*layer {layer}, Dense"):
+    with pytest.raises(FormatError, match=rf"array {layer}/w has shape \(.*\), expected \("):
         Network.load(path)
     assert built == []                               # nothing was allocated or drawn
 
@@ -205,7 +205,7 @@ def test_a_conv_layer_whose_filter_shape_disagrees_with_its_weights_raises_forma
     doc["layers"][0]["config"]["image_shape"] = [None, 1, 6, 6]
     path.write_text(json.dumps(doc))
     with pytest.raises(FormatError, match=r"array 0/w has shape \(2, 1, 3, 3\), expected "
-                                          r"\(2000, 1, 3, 3\) \(the description of layer 0, ConvPoolLayer\)"):
+                                          r"\(2000, 1, 3, 3\)"):
         Network.load(path)
 
 
