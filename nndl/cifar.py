@@ -187,21 +187,13 @@ def _locate(path, download):
     # Into the folder given, else the project's data/cifar-10/, which is removed again
     # if the download fails: a failure leaves no empty folders behind.
     target = Path(path).expanduser() if path is not None else data._project_data_dir() / DATASET
-    if download:
-        made = data._missing_parents(target)
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            data._download(DATASET, ARCHIVE, target)
-            return _read_archive, target / ARCHIVE
-        except (OSError, DataError) as e:
-            failure = f"Downloading into {target} failed: {e}"
-            for folder in made:  # deepest first; only empty ones go
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
-    else:
-        failure = "Not downloading it (download=False)."
+    def fetch():
+        data._download(DATASET, ARCHIVE, target)
+        return _read_archive, target / ARCHIVE
+
+    found, failure = data._download_into(target, fetch, download)
+    if found:
+        return found
     url = data._DATASETS[DATASET].mirrors[0] + ARCHIVE
     raise DataError(
         f"CIFAR-10 not found in {'; '.join(searched)}.\n{failure}\n"

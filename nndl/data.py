@@ -314,23 +314,16 @@ def _locate(dataset, path, download):
     # nothing: the project's data/<dataset>/ is made for the download and removed
     # again if the download fails, so a failure leaves no empty folders behind.
     target = Path(path).expanduser() if path is not None else _project_data_dir() / dataset
-    if download:
-        made = _missing_parents(target)
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            for stem in FILE_NAMES:
-                if stem not in _files_in(target):
-                    _download(dataset, stem + ".gz", target)
-            return _files_in(target)
-        except (OSError, DataError) as e:
-            failure = f"Downloading into {target} failed: {e}"
-            for folder in made:  # deepest first; only empty ones go
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
-    else:
-        failure = "Not downloading it (download=False)."
+
+    def fetch():
+        for stem in FILE_NAMES:
+            if stem not in _files_in(target):
+                _download(dataset, stem + ".gz", target)
+        return _files_in(target)
+
+    found, failure = _download_into(target, fetch, download)
+    if found:
+        return found
 
     names = ", ".join(stem + ".gz" for stem in FILE_NAMES)
     raise DataError(
@@ -338,6 +331,24 @@ def _locate(dataset, path, download):
         f"Put the four files {names} (from {info.mirrors[0]}) in a folder and give it "
         f"as --data DIR to a script, load_{dataset.replace('-', '_')}(DIR) in Python, "
         f"or in the NNDL_DATA environment variable (for both).")
+
+
+def _download_into(target, fetch, download):
+    """(what ``fetch()`` returns, None), having made ``target`` for it; or (None, why not):
+    a failed download removes the folders it made, so it leaves no empty folders behind."""
+    if not download:
+        return None, "Not downloading it (download=False)."
+    made = _missing_parents(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        return fetch(), None
+    except (OSError, DataError) as e:
+        for folder in made:  # deepest first; only empty ones go
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        return None, f"Downloading into {target} failed: {e}"
 
 
 def _missing_parents(folder):
