@@ -163,10 +163,20 @@ class _Conv:
 class Conv2D(_Conv, Layer):
     """a = σ(z), z[n, k] = Σ_c w[k, c] ⋆ a_in[n, c] + b[k]  (ch. 6): a valid convolution.
 
-    (N, C, H, W) -> (N, K, OH, OW) with OH = (H - kh)//stride + 1.  ``w`` has shape
-    (K, C, kh, kw) and ``b`` (K,).  ``init``: ``"default"`` draws w from N(0, 1/(C·kh·kw)),
-    the fan-in of each output; ``"large"`` N(0, 1); ``"zeros"``; or a callable
-    ``init(rng, shape, dtype) -> (w, b)``.  Biases start N(0, 1).  ``⋆`` is
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        C and K; ``w`` has shape (K, C, kh, kw) and ``b`` (K,).
+    kernel_size : int or (int, int)
+        kh, kw.
+    stride : int
+    activation : str or activation class
+        Default ``"identity"`` (follow it with pooling and an activation, or give one).
+    init : {"default", "large", "zeros"} or callable
+        w from N(0, 1/(C·kh·kw)) (the fan-in), N(0, 1), zeros, or
+        ``init(rng, shape, dtype) -> (w, b)``; biases N(0, 1).
+
+    Shapes: (N, C, H, W) -> (N, K, OH, OW), OH = (H - kh)//stride + 1.  ``⋆`` is
     cross-correlation, as in the book and every library: the filter is not flipped.
     """
 
@@ -243,8 +253,12 @@ class Conv2D(_Conv, Layer):
 class MaxPool2D(Layer):
     """a[n, c, i, j] = max of a_in[n, c] over the window (i·p..i·p+p-1, j·p..j·p+p-1)  (ch. 6).
 
-    (N, C, H, W) -> (N, C, H//p, W//p) over non-overlapping windows; H and W must be
-    multiples of p.  The gradient flows only to each window's maximum (the first one,
+    Parameters
+    ----------
+    size : int or (int, int)
+        The window p (p × p, or ph × pw), non-overlapping.
+
+    Shapes: (N, C, H, W) -> (N, C, H//p, W//p); H and W must be multiples of p.  The gradient flows only to each window's maximum (the first one,
     on ties).
     """
 
@@ -302,9 +316,21 @@ class ConvPoolLayer(_Conv, Layer):
     A convolution without bias, max-pooling over ``poolsize`` windows, then the bias
     and the activation, applied after pooling as in network3 (max-pooling commutes
     with adding a per-map constant, so this equals pooling σ(w ⋆ a_in + b) for
-    increasing σ).  ``filter_shape`` = (K, C, kh, kw); ``image_shape`` = (mini_batch,
-    C, H, W), whose mini_batch entry is ignored: any batch size works.  Inputs may
-    arrive as flat (N, C·H·W) rows, as network3's did.
+    increasing σ).
+
+    Parameters
+    ----------
+    filter_shape : (K, C, kh, kw)
+    image_shape : (mini_batch, C, H, W) or (C, H, W)
+        The mini_batch entry is ignored: any batch size works.
+    poolsize : (int, int)
+    activation_fn : str or activation class
+        Default sigmoid; ReLU is applied inside the pooling pass.
+    book_init : bool
+        network3's N(0, 1/n_out) starting weights instead of the fan-in's.
+
+    Shapes: (N, C, H, W), or flat (N, C·H·W) rows as network3's were, ->
+    (N, K, (H - kh + 1)//ph, (W - kw + 1)//pw).
 
     Weights start N(0, 1/(C·kh·kw)), the fan-in; ``book_init=True`` reproduces
     network3's N(0, 1/n_out) with n_out = K·kh·kw/(pool area).  Biases start N(0, 1).
@@ -427,8 +453,19 @@ class FullyConnectedLayer(Dense):
     instead, which gives the same expected input.  ``mask_fn(shape, rng)`` (a 0/1
     keep-mask) freezes the mask, for tests.
 
-    Weights start N(0, 1/n_in); ``book_init=True`` reproduces network3's N(0, 1/n_out).
-    Biases start N(0, 1).
+    Parameters
+    ----------
+    n_in, n_out : int
+    activation_fn : str or activation class
+        Default sigmoid.
+    p_dropout : float
+        The probability of dropping each input in training, 0 <= p < 1.
+    book_init : bool
+        network3's N(0, 1/n_out) starting weights instead of N(0, 1/n_in).
+    mask_fn : callable, optional
+        See :class:`~nndl.layers.Dropout`.
+
+    Shapes: (N, n_in) or (N, ...) with n_in values -> (N, n_out).  Biases start N(0, 1).
     """
 
     def __init__(self, n_in, n_out, activation_fn="sigmoid", p_dropout=0.0, book_init=False,
@@ -495,8 +532,15 @@ def _fan_out_init(rng, shape, dtype):
 class SoftmaxLayer(FullyConnectedLayer):
     """a = softmax((a_in ⊙ mask/(1-p)) wᵀ + b)  (ch. 6, network3's output layer).
 
+    Parameters
+    ----------
+    n_in, n_out : int
+    p_dropout : float
+        Dropout of its inputs in training.
+    mask_fn : callable, optional
+
     Use it with :class:`~nndl.costs.LogLikelihoodCost`, for which δ^L = a - y.  Weights
-    and biases start at zero, as in network3.
+    and biases start at zero, as in network3.  Shapes: (N, n_in) -> (N, n_out).
     """
 
     def __init__(self, n_in, n_out, p_dropout=0.0, mask_fn=None):

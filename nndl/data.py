@@ -403,10 +403,23 @@ def _download(dataset, name, folder):
 def load_mnist(path=None, dtype=np.float64, verify=True, download=True):
     """The book's MNIST split: (training_data, validation_data, test_data).
 
-    Each is (X, y): X (N, 784) pixels in [0, 1] of the given dtype, y (N,) int64
-    labels; N = 50,000, 10,000 and 10,000. `path` is a folder holding the four files
-    or an `mnist/` folder with them; given, it is the only place searched (not
-    NNDL_DATA). `verify=False` skips the SHA-256 check; `download=False` never fetches.
+    Parameters
+    ----------
+    path : str or path-like, optional
+        A folder holding the four IDX files, or an ``mnist/`` folder with them; given,
+        it is the only place searched.  Otherwise ``$NNDL_DATA``, then the project's
+        ``data/mnist/``.
+    dtype : float64 or float32
+        The pixels' dtype.
+    verify : bool
+        Check each file's SHA-256 (False skips it).
+    download : bool
+        Fetch missing files (atomically, verified); False never fetches.
+
+    Returns
+    -------
+    training_data, validation_data, test_data : tuple of (X, y)
+        X (N, 784) pixels in [0, 1], y (N,) int64 labels; N = 50,000, 10,000, 10,000.
     """
     return _load("mnist", path, dtype, verify, download)
 

@@ -125,11 +125,21 @@ def _init_normal(rng, shape, std, dtype):
 class Dense(Layer):
     """a = σ(z), z = a_in wᵀ + b  (ch. 1-2): every input feeds every output.
 
-    ``w`` has shape (n_out, n_in), so ``w[j, k]`` is the book's w^l_jk.  ``init`` picks
-    the starting weights: ``"default"`` N(0, 1/n_in) (chapter 3's improved
-    initialization), ``"large"`` N(0, 1) (chapter 1's), or ``"zeros"``; biases start
-    N(0, 1) (zero with ``"zeros"``).  An input of any per-example shape whose size is
-    ``n_in`` is flattened, so a Dense layer can follow a convolution directly.
+    Parameters
+    ----------
+    n_in, n_out : int
+        Inputs and outputs per example; ``w`` has shape (n_out, n_in), so ``w[j, k]`` is
+        the book's w^l_jk, and ``b`` (n_out,).
+    activation : str or activation class
+        σ: ``"sigmoid"`` (default), ``"tanh"``, ``"relu"``, ``"identity"``, ``"softmax"``.
+    init : {"default", "large", "zeros"} or callable
+        Starting weights N(0, 1/n_in) (chapter 3's), N(0, 1) (chapter 1's), or zeros;
+        biases N(0, 1) (zero with ``"zeros"``); or ``init(rng, shape, dtype) -> (w, b)``.
+    bias : bool
+        False: no bias (b stays 0 and is not a parameter).
+
+    Shapes: (N, n_in), or any (N, ...) with n_in values per example (flattened, so a
+    Dense layer can follow a convolution directly) -> (N, n_out).
     """
 
     regularized = ("w",)
@@ -233,7 +243,14 @@ class Dense(Layer):
 class Dropout(Layer):
     """a = a_in ⊙ mask / (1 - p) in training, a = a_in in evaluation  (ch. 3).
 
-    Each unit is dropped with probability ``p``.  This is *inverted* dropout: the book
+    Parameters
+    ----------
+    p : float
+        The probability of dropping each unit, 0 <= p < 1.
+    mask_fn : callable, optional
+        ``mask_fn(shape, rng)`` -> a 0/1 keep-mask, instead of drawing one.
+
+    Shapes: (N, ...) -> (N, ...).  Each unit is dropped with probability ``p``.  This is *inverted* dropout: the book
     trains with the kept units unscaled and then halves (for p = 0.5) the outgoing
     weights at evaluation; scaling the kept units by 1/(1-p) during training instead
     gives the same expected input to the next layer and leaves evaluation untouched.
