@@ -439,15 +439,13 @@ def matmul_nt(a, b, out):
 
     The weight gradient of chapter 6's first layer, ``δ @ colsᵀ``, is such a product with
     M·N tiny and K huge: (20, 5,760) @ (5,760, 25) at mini-batch 10, K = 147,456 at 256.
-    OpenBLAS runs that shape at a fraction of its speed (25-35 GFLOP/s float32 here,
-    against 100+ for the other products of the net); ``_dot_rows`` takes dot products of
-    whole rows instead, 4 x 4 of them at a time in registers, a cache-sized stretch of
-    K at a time (2.7x faster at mini-batch 10 in float32, 1.5x in float64, measured).
-    It wins for that tiny output at every mini-batch, even on one core against BLAS's two
-    and with operands that stream from memory (mini-batch 256: 2.5 against 4.6 ms float32,
-    5.3 against 6.8 float64).  Outputs bigger than ``_DOT_MAX_OUT`` go to BLAS, whose
-    packing pays there (the second layer's (40, 500): 1.2-2x slower as dot products), as
-    do short K, other array types, and everything where numba is absent.
+    OpenBLAS runs that shape at a fraction of its speed (its packing does not pay for a
+    tiny output); ``_dot_rows`` takes dot products of whole rows instead, 4 x 4 of them
+    at a time in registers, a cache-sized stretch of K at a time.  It wins for that tiny
+    output at every mini-batch, even on one core against BLAS's two and with operands
+    that stream from memory.  Outputs bigger than ``_DOT_MAX_OUT`` go to BLAS, whose
+    packing pays there (the second layer's (40, 500)), as do short K, other array types,
+    and everything where numba is absent.
     """
     M, K = a.shape
     N = b.shape[0]

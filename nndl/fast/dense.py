@@ -21,13 +21,13 @@ Four things make it faster than the same equations as separate matrix products:
 * Lazy L2.  The decay w *= 1 - ηλ/n is kept as one scale per layer (the weights are
   s·w; the update divides by s, the forward and backward passes multiply by it) and
   folded back into w when a run of mini-batches ends: a multiply per step instead of a
-  pass over every weight (W2 step 6-7% faster, paired runs).
+  pass over every weight.
 * Threads.  A large layer's rows are split into one band per thread (numba's OpenMP
   threads, ``NUMBA_NUM_THREADS``); each core keeps its band in its own cache and the
   bands never share a row, so the result is bit-for-bit the same for any thread count.
 * A vectorised sigmoid.  The kernels leave z in place and squash a band of the layer at
   once with their own exp (``_sigmoid_rows``): a libm call per value would keep the
-  loop scalar (W1/W2 steps 6-10% faster).
+  loop scalar.
 
 Supported (by kernel id): layers ``"dense"``; activations ``"sigmoid"``, ``"tanh"``,
 ``"relu"``, ``"identity"`` in every layer, ``"softmax"`` on the output; the
@@ -332,7 +332,7 @@ def _learn(w, d, a_in, ar, scale, i0, i1, jb, je, c):
 
     Blocked two rows x five examples: each loaded input feeds two rows, and a row is
     loaded and stored once per five examples (two passes for a mini-batch of 10;
-    measured 20% faster than four rows x two examples, which needs five)."""
+    fewer passes over the rows than four rows x two examples, which needs five)."""
     n_in = w.shape[1]  # c: 10 scalars of scratch in w's dtype, so float32 stays float32
     for j in range(jb, je, 2):
         r0, r1 = w[j], w[min(j + 1, je - 1)]
@@ -374,7 +374,7 @@ def _learn(w, d, a_in, ar, scale, i0, i1, jb, je, c):
 def _learn4(w, d, a_in, ar, scale, i0, i1, j, c):
     """``_learn`` for the four rows j..j+3, for float64 on CPUs with 32 vector registers
     (AVX-512): each loaded input feeds four rows, one pass over the rows per five
-    examples (measured 9-11% faster there; slower in float32, and it would spill on
+    examples (faster there in float64; not in float32, and it would spill on
     AVX2's 16 registers)."""
     n_in = w.shape[1]
     r0, r1, r2, r3 = w[j], w[j + 1], w[j + 2], w[j + 3]
@@ -655,8 +655,7 @@ def _sgd_batches(X, Y, perm, start, stop, mb, eta, kind, lmbda_n, ws, bs, acts, 
             _times_prime(D[l - 1][:m], A[l - 1][:m], acts[l - 1])
         # Ask for the mini-batch after next now: its rows of X (random rows of a large
         # array, ~100 ns each from memory) arrive while this step computes.  Not for big
-        # mini-batches: 64-256 rows would push this step's own rows out of the cache
-        # (2-6% slower at 64 and 256, paired runs).
+        # mini-batches: 64-256 rows would push this step's own rows out of the cache.
         if mb <= _CHUNK:
             _prefetch_rows(X, perm, s + 2 * mb, min(s + 3 * mb, stop))
         mn = max(0, min(mb, stop - s - mb))  # the next mini-batch's size
