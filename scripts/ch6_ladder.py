@@ -11,8 +11,8 @@ cores, so they checkpoint every epoch into ``--runs DIR`` (outside the work tree
 softmax outputs on the test set (float16, 200 KB) beside its record, and the vote is
 computed from those files.
 
-    python scripts/ch6_ladder.py --preset expanded --seed 0 --runs ~/nndl-runs --resume
-    python scripts/ch6_ladder.py --preset ensemble --seed 0 --runs ~/nndl-runs --resume
+    python scripts/ch6_ladder.py --preset expanded --seed 0 --runs RUNS_DIR --resume
+    python scripts/ch6_ladder.py --preset ensemble --seed 0 --runs RUNS_DIR --resume
     python scripts/ch6_ladder.py --report          # tables and figures from results/
 
 The ``dropout`` rung is the ensemble's first member (the same net, the same seed).
