@@ -184,7 +184,9 @@ class Dense(Layer):
         """δ = ∂C/∂z (N, n_out) -> ∂C/∂a_in."""
         if self.bias:
             self.nabla_b = delta.sum(axis=0)                 # BP3
-        self.nabla_w = delta.T @ self.a_in                  # BP4: δᵀ a_in, (n_out, n_in)
+        # BP4: δᵀ a_in, (n_out, n_in), into the array kept from the last step (a fresh
+        # one each step would be fresh memory, page faults and all, for a big layer)
+        self.nabla_w = backend.xp(delta).matmul(delta.T, self.a_in, out=self.nabla_w)
         if not self.input_grad:
             return None
         grad_in = delta @ self.w                            # BP2: wᵀδ, (N, n_in)
