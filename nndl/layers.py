@@ -16,9 +16,11 @@ Every layer speaks the protocol that :class:`Layer` declares, with its defaults:
 ``input_shape_hint()``       the per-example input shape this layer implies, or None
 ==========================  ===============================================================
 
-and three declarations that only :mod:`nndl.fast` reads: ``kernel`` (the fused path's
-id for this layer, None: not fusable), ``stochastic`` (draws randomness in training)
-and ``parallel_batches`` (a pass long enough to pay for cutting its batch in shards).
+and four declarations that only :mod:`nndl.fast` reads: ``kernel`` (the fused path's
+id for this layer, None: not fusable), ``input_dropout`` (the probability with which a
+``"dense-dropout"`` layer drops each input in training), ``stochastic`` (draws
+randomness in training) and ``parallel_batches`` (a pass long enough to pay for cutting
+its batch in shards).
 Each subclass registers itself by name as it is defined (:data:`LAYER_TYPES`), so a
 saved network can name its layers without a hard-coded list.
 
@@ -44,6 +46,7 @@ class Layer:
     input_grad = True     # False: backward may skip ∂C/∂a_in and return None
     w_shape = None        # the weights' shape, known before build (checked on load)
     kernel = None         # nndl.fast's id for this layer; None: not fusable
+    input_dropout = 0.0   # the probability of dropping each input in training (nndl.fast)
     stochastic = False    # draws randomness in training (dropout): never run in shards
     parallel_batches = False  # a pass long enough to pay for cutting its batch (nndl.fast)
 

@@ -1,0 +1,239 @@
+"""The dense end of a convolutional net on the fused kernels (chapter 6, made fast).
+
+Chapter 6's nets end in fully connected layers: ConvPool, ConvPool, then FC1000,
+FC1000 and a softmax.  At the book's mini-batch of 10 the readable path runs those as
+small BLAS products at a fraction of their speed, and each step streams every weight
+matrix several times (forward, wᵀδ, δᵀa, the update).  This lowering cuts such a
+network in two:
+
+* the *prefix*, every layer before the last run of dense ones (the convolutions and
+  pooling), runs on the readable layers: their ``forward``, ``backward`` and the
+  optimizer's ``step``, exactly as on the reference path;
+* the *suffix*, the layers declaring ``kernel = "dense"`` (or ``"dense-dropout"``: a
+  dense layer with inverted dropout of its inputs, with probability ``input_dropout``),
+  runs on :mod:`nndl.fast.dense`'s kernels: ``_backward`` for BP2's wᵀδ, and ``_layer``,
+  which updates each weight row and then, while the row is still in cache, uses it for
+  the *next* mini-batch's forward pass.
+
+One step, for mini-batch k (whose forward pass is done) and the next one, k+1:
+
+1. BP1, and BP2 through the suffix with the weights as they are (before this step's
+   update), down to ∂C/∂(the suffix's input);
+2. the prefix's backward pass and its update;
+3. the prefix's forward pass on mini-batch k+1;
+4. mini-batch k+1's dropout masks for the suffix;
+5. each suffix layer's update (BP3, BP4, the step) fused with mini-batch k+1's forward
+   pass through it.
+
+The prefix runs the reference path's operations in the reference path's order (forward
+k, backward k, update, forward k+1), and random numbers are drawn from the network's
+generator in the reference order: an epoch's permutation, then per mini-batch the
+prefix's draws (in its forward pass) and each suffix layer's mask,
+``rng.random((m, n_in)) >= p``, layer by layer.  So the weights after a run equal the
+reference path's up to the last bits of reassociated sums
+(``tests/test_fast_suffix.py``).  Like :mod:`nndl.fast.dense`, this module knows no
+class of the model: it reads ``kernel``, ``input_dropout`` and the activations', cost's,
+regularizer's and optimizer's ``kernel`` ids.
+"""
+import numpy as np
+
+from .. import backend
+from . import dense
+from .dense import _ACT, _COST, _FAST, _REG, _backward, _layer, _times_prime
+
+KERNELS = ("dense", "dense-dropout")
+# Mini-batches up to this size.  Larger ones keep the readable path: BLAS runs their
+# products near its speed, and a convolutional net's batch is cut in shards there
+# (nndl.fast.shards) from 32 images on.
+MAX_BATCH = 31
+
+
+def split(layers):
+    """The index of the first layer of the dense suffix: layers[i:] all declare a
+    kernel of KERNELS, layers[i - 1] does not."""
+    i = len(layers)
+    while i > 0 and layers[i - 1].kernel in KERNELS:
+        i -= 1
+    return i
+
+
+def eligible(net, optimizer, reg, mini_batch_size):
+    """True when ``net`` trains on this lowering at mini-batches of ``mini_batch_size``:
+    numpy, a suffix of dense layers the kernels run, a fused update rule."""
+    if net.xp is not np or not 1 <= mini_batch_size <= MAX_BATCH:
+        return False
+    return (dense._dense_stack(net.layers[split(net.layers):], KERNELS)
+            and dense.fused_rule(net, optimizer, reg))
+
+
+class SuffixTrainer:
+    """Buffers for one network and mini-batch size, reused across epochs."""
+
+    def __init__(self, net, mini_batch_size):
+        self.net = net
+        i = split(net.layers)
+        self.prefix, suffix = net.layers[:i], net.layers[i:]
+        dt, m = net.dtype, mini_batch_size
+        self.m = m
+        self.ws, self.bs = tuple(l.w for l in suffix), tuple(l.b for l in suffix)
+        self.acts = np.array([_ACT[l.activation.kernel] for l in suffix], np.int64)
+        self.cost = _COST[net.cost.kernel]
+        self.p = np.array([l.input_dropout if l.kernel == "dense-dropout" else 0.0
+                           for l in suffix])
+        # Dropout's factor for the kept inputs, 1/(1 - p) in the weights' dtype, as
+        # nndl.layers.Dropout computes it.
+        self.keep = np.array([np.dtype(dt).type(1.0 / (1.0 - p)) for p in self.p], dt)
+        self.in_shape = (m,) + tuple(suffix[0].input_shape)
+        # Two sets of each layer's (dropped-out) inputs and outputs: mini-batch k's feed
+        # its update while mini-batch k+1's are computed with the updated rows.
+        self.a_in = tuple(tuple(np.empty((m, l.n_in), dt) for l in suffix) for _ in range(2))
+        self.h = tuple(tuple(np.empty((m, l.n_out), dt) for l in suffix) for _ in range(2))
+        self.delta = tuple(np.empty((m, l.n_out), dt) for l in suffix)
+        # Each layer's mask of the latest mini-batch: 0 or 1/(1 - p), and the uniform
+        # numbers it comes from (float64, as the generator draws them).
+        self.mask = tuple(np.empty((m, l.n_in), dt) for l in suffix)
+        self.uniform = tuple(np.empty((m, l.n_in)) for l in suffix)
+        # ∂C/∂(suffix input): only when a prefix needs it
+        self.grad_in = np.empty((m if self.prefix else 0, suffix[0].n_in), dt)
+        self.y = np.empty((m, suffix[-1].n_out), dt)
+        self.rows = np.arange(m)
+        self.scales = np.ones(len(suffix) + 1, dt)  # per layer, + L2's factor
+
+    def _forward_prefix(self, x, idx):
+        """Mini-batch x[idx]'s forward pass through the prefix, and its suffix layers'
+        dropout draws; returns the suffix's input (len(idx), n_in)."""
+        a = x[idx].reshape((len(idx),) + self.net.input_shape)  # a copy, as the reference's
+        for layer in self.prefix:
+            a = layer.forward(a, train=True)
+        for p, u in zip(self.p, self.uniform):
+            if p > 0.0:
+                self.net.rng.random(out=u[:len(idx)])
+        return a.reshape(len(idx), -1)
+
+    def run(self, x, y, perm, start, stop, eta, reg, n, nt=None):
+        """Train on mini-batches starting at perm[start], perm[start + m], ... < stop, on
+        ``nt`` numba threads (default: :func:`nndl.fast.dense.threads`).
+
+        Returns -1, or the index (from 0) of the first mini-batch whose output went
+        non-finite, before that batch's update is applied.
+        """
+        kind = _REG[None if reg is None else reg.kernel]
+        decay = 0.0 if reg is None else eta * reg.lmbda / n
+        nt = dense.threads() if nt is None else nt
+        sc, L, mb = self.scales, len(self.ws), self.m
+        sc[:] = 1.0
+        sc[L] = 1.0 - decay  # L2's factor w *= 1 - ηλ/n, in the weights' dtype
+        optimizer = self.net.optimizer
+        try:
+            m = min(mb, stop - start)
+            a = self._forward_prefix(x, perm[start:start + m])
+            _forward_from(a, self.a_in[0], self.h[0], self.mask, self.uniform, self.p,
+                          self.keep, self.ws, self.bs, self.acts, sc, self.rows, nt)
+            batch = 0
+            for s in range(start, stop, mb):
+                cur = batch % 2
+                self.y[:m] = y[perm[s:s + m]]
+                if not _deltas(self.y[:m], self.ws, sc, self.acts, self.cost, self.h[cur],
+                               self.delta, self.mask, self.p, self.grad_in[:m]):
+                    return batch
+                if self.prefix:  # the readable backward pass and update
+                    grad = self.grad_in[:m].reshape((m,) + self.in_shape[1:])
+                    for layer in reversed(self.prefix):
+                        grad = layer.backward(grad)
+                    optimizer.step(self.prefix, eta, m, reg, n)
+                mn = max(0, min(mb, stop - s - mb))  # the next mini-batch's size
+                a = self._forward_prefix(x, perm[s + mb:s + mb + mn]) if mn else \
+                    self.a_in[1 - cur][0][:0]
+                if kind == 1:  # L2: w *= 1 - ηλ/n, kept as each layer's scale
+                    for l in range(L):
+                        sc[l] *= sc[L]
+                        if sc[l] < dense._RESCALE_BELOW:  # fold it in before w's entries grow large
+                            dense._scale_rows(self.ws[l], sc[l])
+                            sc[l] = 1.0
+                _learn_and_forward(a, self.a_in[cur], self.a_in[1 - cur], self.h[1 - cur],
+                                   self.delta, self.mask, self.uniform, self.p, self.keep,
+                                   self.ws, self.bs, self.acts, sc, self.rows, m, eta / m,
+                                   kind, decay, nt)
+                m = mn
+                batch += 1
+            return -1
+        finally:  # the weights are sc[l]·w: fold the scales back in (divergence too)
+            for w, s_ in zip(self.ws, sc[:L]):
+                if s_ != 1.0:
+                    dense._scale_rows(w, s_)
+
+
+@backend.jit(fastmath=_FAST)
+def _drop(a, u, p, keep, mask, out):
+    """Inverted dropout of a layer's inputs: mask = keep (1/(1 - p)) where u >= p, else 0;
+    out = a ⊙ mask (p = 0: out = a)."""
+    m, n = a.shape
+    for i in range(m):
+        for k in range(n):
+            if p > 0.0:
+                mask[i, k] = keep if u[i, k] >= p else keep - keep
+                out[i, k] = a[i, k] * mask[i, k]
+            else:
+                out[i, k] = a[i, k]
+
+
+@backend.jit(fastmath=_FAST)
+def _forward_from(a, X, H, masks, uniform, p, keep, ws, bs, acts, sc, rows, nt):
+    """A mini-batch's forward pass through the suffix, from its input ``a``: X[l] gets
+    layer l's (dropped-out) input, H[l] its output."""
+    m = a.shape[0]
+    none = rows[:0]  # no examples to learn from: ``_layer`` only runs the forward pass
+    for l in range(len(ws)):
+        _drop(a if l == 0 else H[l - 1][:m], uniform[l][:m], p[l], keep[l], masks[l][:m],
+              X[l][:m])
+        _layer(ws[l], bs[l], H[l][:m], X[l], none, 0.0, 0, 0.0, sc[l], X[l], rows[:m],
+               H[l][:m], acts[l], nt)
+
+
+@backend.jit(fastmath=_FAST)
+def _deltas(y, ws, sc, acts, cost, H, D, masks, p, grad_in):
+    """BP1, then BP2 through the suffix with the weights before this step's update,
+    through each layer's dropout mask, down to grad_in = ∂C/∂(the suffix's input) (when
+    it has rows).  Returns False, having changed nothing, when an output is not finite."""
+    L = len(ws)
+    m = y.shape[0]
+    out, dL = H[L - 1][:m], D[L - 1][:m]
+    finite = True
+    for i in range(m):  # BP1
+        for j in range(out.shape[1]):
+            v = out[i, j]
+            if not np.isfinite(v):
+                finite = False
+            dL[i, j] = v - y[i, j]
+    if not finite:
+        return False
+    if cost == 0:
+        _times_prime(dL, out, acts[L - 1])
+    for l in range(L - 1, -1, -1):  # BP2: ((w^l)ᵀ δ^l) ⊙ mask ⊙ σ'(z^{l-1})
+        g = D[l - 1][:m] if l > 0 else grad_in
+        if g.shape[0] == 0:
+            break
+        _backward(D[l][:m], ws[l], sc[l], g)
+        if p[l] > 0.0:
+            mask = masks[l]
+            for i in range(m):
+                for k in range(g.shape[1]):
+                    g[i, k] *= mask[i, k]
+        if l > 0:
+            _times_prime(g, H[l - 1][:m], acts[l - 1])
+    return True
+
+
+@backend.jit(fastmath=_FAST)
+def _learn_and_forward(a, XA, XB, HB, D, masks, uniform, p, keep, ws, bs, acts, sc, rows,
+                       m, scale, kind, decay, nt):
+    """Each layer's update from mini-batch k (inputs XA, deltas D, ``m`` examples), fused
+    with mini-batch k+1's forward pass (suffix input ``a``, possibly no rows) through the
+    updated rows: XB[l] gets its dropped-out inputs, HB[l] its outputs."""
+    mn = a.shape[0]
+    for l in range(len(ws)):
+        if mn > 0:  # the next mini-batch's input to layer l, dropped out
+            _drop(a if l == 0 else HB[l - 1][:mn], uniform[l][:mn], p[l], keep[l],
+                  masks[l][:mn], XB[l][:mn])
+        _layer(ws[l], bs[l], D[l][:m], XA[l], rows[:m], scale, kind, decay, sc[l],
+               XB[l], rows[:mn], HB[l][:mn], acts[l], nt)
