@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import backend
 from . import dense
-from .dense import _ACT, _COST, _FAST, _REG, _backward, _layer, _times_prime
+from .dense import _ACT, _COST, _FAST, _REG, _layer, _times_prime
 
 KERNELS = ("dense", "dense-dropout")
 # Mini-batches up to this size.  Larger ones keep the readable path: BLAS runs their
@@ -134,7 +134,7 @@ class SuffixTrainer:
                 cur = batch % 2
                 self.y[:m] = y[perm[s:s + m]]
                 if not _deltas(self.y[:m], self.ws, sc, self.acts, self.cost, self.h[cur],
-                               self.delta, self.mask, self.p, self.grad_in[:m]):
+                               self.delta, self.mask, self.p, self.grad_in[:m], nt):
                     return batch
                 if self.prefix:  # the readable backward pass and update
                     grad = self.grad_in[:m].reshape((m,) + self.in_shape[1:])
@@ -190,8 +190,75 @@ def _forward_from(a, X, H, masks, uniform, p, keep, ws, bs, acts, sc, rows, nt):
                H[l][:m], acts[l], nt)
 
 
+_COLS = 256  # columns of wᵀδ per block: the block's sums (m x 256) stay in L1 cache
+
+
 @backend.jit(fastmath=_FAST)
-def _deltas(y, ws, sc, acts, cost, H, D, masks, p, grad_in):
+def _backward_cols(d, w, s, out, k0, k1):
+    """out[:, k0:k1] = d (s w)[:, k0:k1]: BP2's wᵀδ, row form, for a block of columns.
+
+    ``nndl.fast.dense._backward`` streams all of w once per example, which is cheap
+    while w sits in L2 cache; an FC1000 layer's w does not (4 MB in float32).  Here each
+    weight is loaded from memory once: five rows of w at a time, their block of columns
+    kept in L1 while two examples at a time take from it (``_learn``'s blocking, with
+    the roles of w and the activations swapped)."""
+    m, n_out = d.shape
+    # The loops run from 0 over views of the block: an index from k0 up might be
+    # negative as far as LLVM knows, and numba's wraparound check for it would keep the
+    # loop from being vectorised.
+    n = k1 - k0
+    for i in range(m):
+        out[i, k0:k1] = 0.0
+    j = 0
+    while j + 4 < n_out:
+        w0, w1, w2, w3, w4 = (w[j, k0:k1], w[j + 1, k0:k1], w[j + 2, k0:k1], w[j + 3, k0:k1],
+                              w[j + 4, k0:k1])
+        for i in range(0, m - 1, 2):
+            o0, o1 = out[i, k0:k1], out[i + 1, k0:k1]
+            c0, c1, c2, c3, c4 = (s * d[i, j], s * d[i, j + 1], s * d[i, j + 2],
+                                  s * d[i, j + 3], s * d[i, j + 4])
+            e0, e1, e2, e3, e4 = (s * d[i + 1, j], s * d[i + 1, j + 1], s * d[i + 1, j + 2],
+                                  s * d[i + 1, j + 3], s * d[i + 1, j + 4])
+            for k in range(n):
+                p0, p1, p2, p3, p4 = w0[k], w1[k], w2[k], w3[k], w4[k]
+                o0[k] += ((c0 * p0 + c1 * p1) + (c2 * p2 + c3 * p3)) + c4 * p4
+                o1[k] += ((e0 * p0 + e1 * p1) + (e2 * p2 + e3 * p3)) + e4 * p4
+        if m % 2:  # an odd example out
+            o0 = out[m - 1, k0:k1]
+            c0, c1, c2, c3, c4 = (s * d[m - 1, j], s * d[m - 1, j + 1], s * d[m - 1, j + 2],
+                                  s * d[m - 1, j + 3], s * d[m - 1, j + 4])
+            for k in range(n):
+                o0[k] += ((c0 * w0[k] + c1 * w1[k]) + (c2 * w2[k] + c3 * w3[k])) + c4 * w4[k]
+        j += 5
+    while j < n_out:  # the last rows, one at a time
+        w0 = w[j, k0:k1]
+        for i in range(m):
+            o0 = out[i, k0:k1]
+            c0 = s * d[i, j]
+            for k in range(n):
+                o0[k] += c0 * w0[k]
+        j += 1
+
+
+@backend.jit(fastmath=_FAST, parallel=True)
+def _backward_blocks(d, w, s, out, nt):
+    """out = d (s w), (m, n_out) x (n_out, n_in) -> (m, n_in), in blocks of _COLS
+    columns, shared among ``nt`` threads when large; each column is summed in the same
+    order whatever the thread count."""
+    n_in = w.shape[1]
+    blocks = (n_in + _COLS - 1) // _COLS
+    parts = min(nt, blocks)
+    if parts > 1 and d.shape[0] * d.shape[1] * n_in >= dense._PARALLEL_MIN:
+        for t in backend.prange(parts):
+            for kb in range(blocks * t // parts, blocks * (t + 1) // parts):
+                _backward_cols(d, w, s, out, kb * _COLS, min(n_in, (kb + 1) * _COLS))
+    else:
+        for kb in range(blocks):
+            _backward_cols(d, w, s, out, kb * _COLS, min(n_in, (kb + 1) * _COLS))
+
+
+@backend.jit(fastmath=_FAST)
+def _deltas(y, ws, sc, acts, cost, H, D, masks, p, grad_in, nt):
     """BP1, then BP2 through the suffix with the weights before this step's update,
     through each layer's dropout mask, down to grad_in = ∂C/∂(the suffix's input) (when
     it has rows).  Returns False, having changed nothing, when an output is not finite."""
@@ -213,7 +280,7 @@ def _deltas(y, ws, sc, acts, cost, H, D, masks, p, grad_in):
         g = D[l - 1][:m] if l > 0 else grad_in
         if g.shape[0] == 0:
             break
-        _backward(D[l][:m], ws[l], sc[l], g)
+        _backward_blocks(D[l][:m], ws[l], sc[l], g, nt)
         if p[l] > 0.0:
             mask = masks[l]
             for i in range(m):
