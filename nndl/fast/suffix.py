@@ -123,37 +123,29 @@ class SuffixTrainer:
         sc, L, mb = self.scales, len(self.ws), self.m
         sc[:] = 1.0
         sc[L] = 1.0 - decay  # L2's factor w *= 1 - ηλ/n, in the weights' dtype
-        optimizer = self.net.optimizer
         try:
             m = min(mb, stop - start)
-            a = self._forward_prefix(x, perm[start:start + m])
-            _forward_from(a, self.a_in[0], self.h[0], self.mask, self.uniform, self.p,
-                          self.keep, self.ws, self.bs, self.acts, sc, self.rows, nt)
+            self._forward(self._forward_prefix(x, perm[start:start + m]), 0, nt)
             batch = 0
             for s in range(start, stop, mb):
                 cur = batch % 2
                 self.y[:m] = y[perm[s:s + m]]
-                if not _deltas(self.y[:m], self.ws, sc, self.acts, self.cost, self.h[cur],
-                               self.delta, self.mask, self.p, self.grad_in[:m], nt):
+                if not self._backward(cur, m, nt):
                     return batch
                 if self.prefix:  # the readable backward pass and update
                     grad = self.grad_in[:m].reshape((m,) + self.in_shape[1:])
                     for layer in reversed(self.prefix):
                         grad = layer.backward(grad)
-                    optimizer.step(self.prefix, eta, m, reg, n)
+                    self.net.optimizer.step(self.prefix, eta, m, reg, n)
                 mn = max(0, min(mb, stop - s - mb))  # the next mini-batch's size
-                a = self._forward_prefix(x, perm[s + mb:s + mb + mn]) if mn else \
-                    self.a_in[1 - cur][0][:0]
                 if kind == 1:  # L2: w *= 1 - ηλ/n, kept as each layer's scale
                     for l in range(L):
                         sc[l] *= sc[L]
                         if sc[l] < dense._RESCALE_BELOW:  # fold it in before w's entries grow large
                             dense._scale_rows(self.ws[l], sc[l])
                             sc[l] = 1.0
-                _learn_and_forward(a, self.a_in[cur], self.a_in[1 - cur], self.h[1 - cur],
-                                   self.delta, self.mask, self.uniform, self.p, self.keep,
-                                   self.ws, self.bs, self.acts, sc, self.rows, m, eta / m,
-                                   kind, decay, nt)
+                a = self._forward_prefix(x, perm[s + mb:s + mb + mn]) if mn else None
+                self._forward(a, 1 - cur, nt, learn=(cur, m, eta / m, kind, decay))
                 m = mn
                 batch += 1
             return -1
@@ -161,6 +153,37 @@ class SuffixTrainer:
             for w, s_ in zip(self.ws, sc[:L]):
                 if s_ != 1.0:
                     dense._scale_rows(w, s_)
+
+    def _backward(self, cur, m, nt):
+        """BP1, then BP2 through the suffix with the weights before this step's update,
+        through each layer's dropout mask, down to grad_in = ∂C/∂(the suffix's input)
+        (when there is a prefix).  False, having changed nothing, when an output of
+        mini-batch ``cur`` is not finite."""
+        H, D, L = self.h[cur], self.delta, len(self.ws)
+        if not _output_delta(H[L - 1][:m], self.y[:m], D[L - 1][:m], self.acts[L - 1],
+                             self.cost):                                           # BP1
+            return False
+        for l in range(L - 1, -1 if self.prefix else 0, -1):                       # BP2
+            g = D[l - 1][:m] if l > 0 else self.grad_in[:m]
+            _backward_blocks(D[l][:m], self.ws[l], self.scales[l], g, nt)      # (w^l)ᵀ δ^l
+            _times_mask_prime(g, self.mask[l][:m], self.p[l], H[l - 1][:m],
+                              self.acts[l - 1] if l > 0 else -1)              # ⊙ mask ⊙ σ'(z)
+        return True
+
+    def _forward(self, a, nxt, nt, learn=None):
+        """The forward pass of the mini-batch whose suffix input is ``a`` (None: no next
+        mini-batch) through the suffix, into the buffers ``nxt``; with ``learn`` =
+        (cur, m, η/m, penalty kind, ηλ/n), each layer first learns from mini-batch
+        ``cur``, its rows fused with the forward pass (``nndl.fast.dense._layer``)."""
+        cur, m, scale, kind, decay = learn if learn is not None else (0, 0, 0.0, 0, 0.0)
+        X, H, sc = self.a_in[nxt], self.h[nxt], self.scales
+        mn = 0 if a is None else len(a)
+        for l in range(len(self.ws)):
+            if mn:  # layer l's input, dropped out as nndl.layers.Dropout does
+                _drop(a if l == 0 else H[l - 1][:mn], self.uniform[l][:mn], self.p[l],
+                      self.keep[l], self.mask[l][:mn], X[l][:mn])
+            _layer(self.ws[l], self.bs[l], self.delta[l][:m], self.a_in[cur][l], self.rows[:m],
+                   scale, kind, decay, sc[l], X[l], self.rows[:mn], H[l][:mn], self.acts[l], nt)
 
 
 @backend.jit(fastmath=_FAST)
@@ -178,16 +201,31 @@ def _drop(a, u, p, keep, mask, out):
 
 
 @backend.jit(fastmath=_FAST)
-def _forward_from(a, X, H, masks, uniform, p, keep, ws, bs, acts, sc, rows, nt):
-    """A mini-batch's forward pass through the suffix, from its input ``a``: X[l] gets
-    layer l's (dropped-out) input, H[l] its output."""
-    m = a.shape[0]
-    none = rows[:0]  # no examples to learn from: ``_layer`` only runs the forward pass
-    for l in range(len(ws)):
-        _drop(a if l == 0 else H[l - 1][:m], uniform[l][:m], p[l], keep[l], masks[l][:m],
-              X[l][:m])
-        _layer(ws[l], bs[l], H[l][:m], X[l], none, 0.0, 0, 0.0, sc[l], X[l], rows[:m],
-               H[l][:m], acts[l], nt)
+def _output_delta(out, y, d, act, cost):
+    """BP1: d = a - y, times σ'(z) for the quadratic cost; False when an output is not
+    finite."""
+    finite = True
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            v = out[i, j]
+            if not np.isfinite(v):
+                finite = False
+            d[i, j] = v - y[i, j]
+    if finite and cost == 0:
+        _times_prime(d, out, act)
+    return finite
+
+
+@backend.jit(fastmath=_FAST)
+def _times_mask_prime(g, mask, p, a, act):
+    """g ⊙= mask where the layer drops its inputs (p > 0), then g ⊙= σ'(z) from a = σ(z)
+    (act -1: no activation, the suffix's input)."""
+    if p > 0.0:
+        for i in range(g.shape[0]):
+            for k in range(g.shape[1]):
+                g[i, k] *= mask[i, k]
+    if act >= 0:
+        _times_prime(g, a, act)
 
 
 _COLS = 256  # columns of wᵀδ per block: the block's sums (m x 256) stay in L1 cache
@@ -255,52 +293,3 @@ def _backward_blocks(d, w, s, out, nt):
     else:
         for kb in range(blocks):
             _backward_cols(d, w, s, out, kb * _COLS, min(n_in, (kb + 1) * _COLS))
-
-
-@backend.jit(fastmath=_FAST)
-def _deltas(y, ws, sc, acts, cost, H, D, masks, p, grad_in, nt):
-    """BP1, then BP2 through the suffix with the weights before this step's update,
-    through each layer's dropout mask, down to grad_in = ∂C/∂(the suffix's input) (when
-    it has rows).  Returns False, having changed nothing, when an output is not finite."""
-    L = len(ws)
-    m = y.shape[0]
-    out, dL = H[L - 1][:m], D[L - 1][:m]
-    finite = True
-    for i in range(m):  # BP1
-        for j in range(out.shape[1]):
-            v = out[i, j]
-            if not np.isfinite(v):
-                finite = False
-            dL[i, j] = v - y[i, j]
-    if not finite:
-        return False
-    if cost == 0:
-        _times_prime(dL, out, acts[L - 1])
-    for l in range(L - 1, -1, -1):  # BP2: ((w^l)ᵀ δ^l) ⊙ mask ⊙ σ'(z^{l-1})
-        g = D[l - 1][:m] if l > 0 else grad_in
-        if g.shape[0] == 0:
-            break
-        _backward_blocks(D[l][:m], ws[l], sc[l], g, nt)
-        if p[l] > 0.0:
-            mask = masks[l]
-            for i in range(m):
-                for k in range(g.shape[1]):
-                    g[i, k] *= mask[i, k]
-        if l > 0:
-            _times_prime(g, H[l - 1][:m], acts[l - 1])
-    return True
-
-
-@backend.jit(fastmath=_FAST)
-def _learn_and_forward(a, XA, XB, HB, D, masks, uniform, p, keep, ws, bs, acts, sc, rows,
-                       m, scale, kind, decay, nt):
-    """Each layer's update from mini-batch k (inputs XA, deltas D, ``m`` examples), fused
-    with mini-batch k+1's forward pass (suffix input ``a``, possibly no rows) through the
-    updated rows: XB[l] gets its dropped-out inputs, HB[l] its outputs."""
-    mn = a.shape[0]
-    for l in range(len(ws)):
-        if mn > 0:  # the next mini-batch's input to layer l, dropped out
-            _drop(a if l == 0 else HB[l - 1][:mn], uniform[l][:mn], p[l], keep[l],
-                  masks[l][:mn], XB[l][:mn])
-        _layer(ws[l], bs[l], D[l][:m], XA[l], rows[:m], scale, kind, decay, sc[l],
-               XB[l], rows[:mn], HB[l][:mn], acts[l], nt)
