@@ -38,7 +38,7 @@ regularizer's and optimizer's ``kernel`` ids.
 import numpy as np
 
 from .. import backend
-from . import dense
+from . import dense, shards
 from .dense import _ACT, _COST, _FAST, _REG, _layer, _times_prime
 
 KERNELS = ("dense", "dense-dropout")
@@ -120,6 +120,14 @@ class SuffixTrainer:
         kind = _REG[None if reg is None else reg.kernel]
         decay = 0.0 if reg is None else eta * reg.lmbda / n
         nt = dense.threads() if nt is None else nt
+        # BLAS (the prefix's products) on one thread while numba's threads run the
+        # suffix: OpenBLAS's idle workers spin after each call, on the cores numba's
+        # threads need (at mini-batch 10 a step ran 5x slower with both on two threads).
+        # Where BLAS cannot be held back, numba keeps to one thread instead.
+        blas = shards._blas() if nt > 1 else None
+        if nt > 1 and blas is None:
+            nt = 1
+        limiter = blas.limit(limits=1) if blas is not None else None
         sc, L, mb = self.scales, len(self.ws), self.m
         sc[:] = 1.0
         sc[L] = 1.0 - decay  # L2's factor w *= 1 - ηλ/n, in the weights' dtype
@@ -153,6 +161,8 @@ class SuffixTrainer:
             for w, s_ in zip(self.ws, sc[:L]):
                 if s_ != 1.0:
                     dense._scale_rows(w, s_)
+            if limiter is not None:
+                limiter.restore_original_limits()
 
     def _backward(self, cur, m, nt):
         """BP1, then BP2 through the suffix with the weights before this step's update,
