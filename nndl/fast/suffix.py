@@ -42,9 +42,9 @@ from . import dense, shards
 from .dense import _ACT, _COST, _FAST, _REG, _layer, _times_prime
 
 KERNELS = ("dense", "dense-dropout")
-# Mini-batches up to this size.  Larger ones keep the readable path: BLAS runs their
-# products near its speed, and a convolutional net's batch is cut in shards there
-# (nndl.fast.shards) from 32 images on.
+# Mini-batches up to this size.  Larger ones keep the readable path, where BLAS runs
+# their products near its speed; a batch that nndl.fast.shards cuts (a convolutional
+# net's, from 32 images on) goes there too.
 MAX_BATCH = 31
 
 
@@ -61,6 +61,9 @@ def eligible(net, optimizer, reg, mini_batch_size):
     """True when ``net`` trains on this lowering at mini-batches of ``mini_batch_size``:
     numpy, a suffix of dense layers the kernels run, a fused update rule."""
     if net.xp is not np or not 1 <= mini_batch_size <= MAX_BATCH:
+        return False
+    if (shards.wanted(net, mini_batch_size, train=True)
+            and shards.bounds(mini_batch_size, shards.threads()) is not None):
         return False
     return (dense._dense_stack(net.layers[split(net.layers):], KERNELS)
             and dense.fused_rule(net, optimizer, reg))
