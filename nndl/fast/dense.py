@@ -33,8 +33,10 @@ Supported (by kernel id): layers ``"dense"``; activations ``"sigmoid"``, ``"tanh
 ``"relu"``, ``"identity"`` in every layer, ``"softmax"`` on the output; the
 ``"quadratic"`` cost with an elementwise output, ``"cross-entropy"`` with a sigmoid
 output, ``"log-likelihood"`` with a softmax output (BP1 is then a - y); regularizers
-none, ``"L2"`` or ``"L1"``; the ``"sgd"`` optimizer.  Anything else (dropout,
-convolutions, other optimizers, CuPy arrays) runs on the reference path.
+none, ``"L2"`` or ``"L1"``; the ``"sgd"`` optimizer.  A net whose dense layers
+follow others (convolutions) or drop their inputs runs them on these kernels through
+:mod:`nndl.fast.suffix`; anything else (other optimizers, CuPy arrays) runs on the
+reference path.
 """
 import os
 
