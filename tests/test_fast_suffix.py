@@ -97,9 +97,9 @@ def test_float32_suffix_stays_close_to_the_reference():
 
 def test_a_dense_net_with_dropout_and_no_prefix_runs_fused():
     # A Dropout layer is the prefix; the dense layers with input dropout the suffix.
-    make = lambda: Network([Dropout(0.2), FullyConnectedLayer(100, 12, "sigmoid", p_dropout=0.3),  # noqa: E731
-                            SoftmaxLayer(12, 5, p_dropout=0.1)], cost="log-likelihood", seed=2,
-                           input_shape=(100,))
+    make = lambda: Network(  # noqa: E731
+        [Dropout(0.2), FullyConnectedLayer(100, 12, "sigmoid", p_dropout=0.3),
+         SoftmaxLayer(12, 5, p_dropout=0.1)], cost="log-likelihood", seed=2, input_shape=(100,))
     assert suffix.split(make().layers) == 1
     ref, fused, _ = _train_both(make, 0.5)
     _assert_same_weights(ref, fused)
