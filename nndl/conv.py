@@ -490,7 +490,16 @@ class FullyConnectedLayer(Dense):
 
     @property
     def kernel(self):
-        return super().kernel if self.p_dropout == 0.0 else None
+        """``"dense"`` without dropout; ``"dense-dropout"`` with it, the masks drawn from
+        the network's generator as :class:`~nndl.layers.Dropout` draws them; None for a
+        frozen ``mask_fn`` (which the fused path cannot call)."""
+        if self.p_dropout == 0.0:
+            return super().kernel
+        return "dense-dropout" if self.dropout.mask_fn is None and super().kernel else None
+
+    @property
+    def input_dropout(self):
+        return self.p_dropout
 
     @property
     def stochastic(self):

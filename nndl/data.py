@@ -465,7 +465,9 @@ def _load(dataset, path, dtype, verify, download):
         raise DataError(f"{files['train-labels-idx1-ubyte']}: {len(y)} training examples, "
                         f"need more than {N_VALIDATION} to split off the validation set")
     training_data = (X[:n], y[:n])                  # (50000, 784), (50000,)
-    validation_data = (X[n:], y[n:])                # (10000, 784), (10000,)
+    # A copy, not a view: a view would keep all 60,000 images alive for as long as the
+    # validation set is, after the caller has let go of (or expanded) the training set.
+    validation_data = (X[n:].copy(), y[n:].copy())  # (10000, 784), (10000,)
     test_data = _examples(arrays, "t10k", dtype, files)
     return training_data, validation_data, test_data
 

@@ -16,9 +16,11 @@ Every layer speaks the protocol that :class:`Layer` declares, with its defaults:
 ``input_shape_hint()``       the per-example input shape this layer implies, or None
 ==========================  ===============================================================
 
-and three declarations that only :mod:`nndl.fast` reads: ``kernel`` (the fused path's
-id for this layer, None: not fusable), ``stochastic`` (draws randomness in training)
-and ``parallel_batches`` (a pass long enough to pay for cutting its batch in shards).
+and four declarations that only :mod:`nndl.fast` reads: ``kernel`` (the fused path's
+id for this layer, None: not fusable), ``input_dropout`` (the probability with which a
+``"dense-dropout"`` layer drops each input in training), ``stochastic`` (draws
+randomness in training) and ``parallel_batches`` (a pass long enough to pay for cutting
+its batch in shards).
 Each subclass registers itself by name as it is defined (:data:`LAYER_TYPES`), so a
 saved network can name its layers without a hard-coded list.
 
@@ -44,6 +46,7 @@ class Layer:
     input_grad = True     # False: backward may skip ∂C/∂a_in and return None
     w_shape = None        # the weights' shape, known before build (checked on load)
     kernel = None         # nndl.fast's id for this layer; None: not fusable
+    input_dropout = 0.0   # the probability of dropping each input in training (nndl.fast)
     stochastic = False    # draws randomness in training (dropout): never run in shards
     parallel_batches = False  # a pass long enough to pay for cutting its batch (nndl.fast)
 
@@ -220,7 +223,9 @@ class Dense(Layer):
         """δ = ∂C/∂z (N, n_out) -> ∂C/∂a_in."""
         if self.bias:
             self.nabla_b = delta.sum(axis=0)                 # BP3
-        self.nabla_w = delta.T @ self.a_in                  # BP4: δᵀ a_in, (n_out, n_in)
+        # BP4: δᵀ a_in, (n_out, n_in), into the array kept from the last step (a fresh
+        # one each step would be fresh memory, page faults and all, for a big layer)
+        self.nabla_w = backend.xp(delta).matmul(delta.T, self.a_in, out=self.nabla_w)
         if not self.input_grad:
             return None
         grad_in = delta @ self.w                            # BP2: wᵀδ, (N, n_in)

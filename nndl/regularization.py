@@ -3,7 +3,8 @@
 The penalty is added once per cost evaluation with n = the size of the whole
 training set, as in the book's network2: C = C_0 + (λ/2n) Σ w² for L2 and
 C = C_0 + (λ/n) Σ |w| for L1.  Only weights are regularized, never biases.
-``grad(w, n)`` is ∂(penalty)/∂w; the optimizer adds it to ∂C_0/∂w.
+``grad(w, n)`` is ∂(penalty)/∂w; the optimizer adds it to ∂C_0/∂w.  ``decay(w, eta, n)``
+is the same term as plain SGD applies it, in place: w → w - η ∂(penalty)/∂w.
 """
 from . import backend
 
@@ -23,6 +24,10 @@ class L2:
     def grad(self, w, n):
         return (self.lmbda / n) * w
 
+    def decay(self, w, eta, n):
+        """The penalty's part of a plain SGD step, in place: w → (1 - ηλ/n) w."""
+        w *= 1.0 - eta * self.lmbda / n
+
 
 class L1:
     """(λ/n) Σ_w |w|: w → w - (ηλ/n) sgn(w) - (η/m) Σ ∂C_x/∂w  (eq. 97), sgn(0) = 0."""
@@ -38,6 +43,10 @@ class L1:
 
     def grad(self, w, n):
         return (self.lmbda / n) * backend.xp(w).sign(w)
+
+    def decay(self, w, eta, n):
+        """The penalty's part of a plain SGD step, in place: w → w - (ηλ/n) sgn(w)."""
+        w -= (eta * self.lmbda / n) * backend.xp(w).sign(w)
 
 
 def get(regularization, lmbda):

@@ -241,8 +241,8 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0,
 def _epoch_trainer(net, x, y, m, reg, fast_path):
     """A function ``train_epoch(epoch, eta, bar)`` running one shuffled epoch."""
     n = len(x)
-    if fast_path and fast.fusable(net, net.optimizer, reg, x):
-        fused = fast.dense.FusedTrainer(net, m)
+    if fast_path and fast.fusable(net, net.optimizer, reg, x, m):
+        fused = fast.trainer(net, m)
         xf = np.ascontiguousarray(x.reshape(n, -1))
 
         def train_epoch(epoch, eta, bar):

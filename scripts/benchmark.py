@@ -44,9 +44,17 @@ WORKLOADS = {
                n=50_000, about="[784,100,10] cross-entropy, L2 lambda 5"),
     "W3": dict(kind="conv", cost="log-likelihood", eta=0.03, lmbda=0.0, n=10_000,
                about="ConvPool(20,1,5,5)-ConvPool(40,20,5,5)-FC100 ReLU-softmax"),
+    # Chapter 6's biggest nets (scripts/mnist_conv.py's fc1000 and dropout presets), at
+    # the book's mini-batch of 10 in float32, as network3 ran them.
+    "W6": dict(kind="conv", fc=(1000, 1000), p=0.0, cost="log-likelihood", eta=0.03,
+               lmbda=0.1, n=10_000, dtypes=("float32",),
+               about="ConvPool 20, ConvPool 40, FC1000, FC1000 ReLU, softmax; L2 0.1"),
+    "W7": dict(kind="conv", fc=(1000, 1000), p=0.5, cost="log-likelihood", eta=0.03,
+               lmbda=0.0, n=10_000, dtypes=("float32",),
+               about="W6 with dropout 0.5 on both FC layers' inputs and the softmax's"),
 }
-PLAN = [("W1", 10), ("W2", 10), ("W3", 10), ("W1", 64), ("W1", 256), ("W2", 64), ("W2", 256),
-        ("W3", 64), ("W3", 256)]
+PLAN = [("W1", 10), ("W2", 10), ("W3", 10), ("W6", 10), ("W7", 10), ("W1", 64), ("W1", 256),
+        ("W2", 64), ("W2", 256), ("W3", 64), ("W3", 256)]
 
 
 # ---------------------------------------------------------------- FLOP accounting
@@ -58,10 +66,16 @@ def mlp_flops(sizes, n):
     return 2.0 * macs * n
 
 
-def conv_flops(n):
+def _fc_sizes(w):
+    """The dense layers' sizes of a conv workload: [640, hidden..., 10]."""
+    return [40 * 4 * 4, *w.get("fc", (100,)), 10]
+
+
+def conv_flops(n, w=None):
     c1 = 24 * 24 * 20 * 25            # conv1 outputs x (1*5*5)
     c2 = 8 * 8 * 40 * 20 * 25         # conv2 outputs x (20*5*5)
-    fc = 40 * 4 * 4 * 100 + 100 * 10
+    sizes = _fc_sizes(w or {})
+    fc = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return 2.0 * (2 * c1 + 3 * c2 + 3 * fc) * n
 
 
@@ -88,10 +102,11 @@ def nndl_net(w, dtype, seed=0):
         return Network(w["sizes"], cost=w["cost"], dtype=dtype, seed=seed)
     from nndl.conv import ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer
 
+    sizes, p = _fc_sizes(w), w.get("p", 0.0)
     layers = [ConvPoolLayer((20, 1, 5, 5), (10, 1, 28, 28), (2, 2), "relu"),
-              ConvPoolLayer((40, 20, 5, 5), (10, 20, 12, 12), (2, 2), "relu"),
-              FullyConnectedLayer(40 * 4 * 4, 100, "relu"),
-              SoftmaxLayer(100, 10)]
+              ConvPoolLayer((40, 20, 5, 5), (10, 20, 12, 12), (2, 2), "relu")]
+    layers += [FullyConnectedLayer(a, b, "relu", p_dropout=p) for a, b in zip(sizes[:-2], sizes[1:-1])]
+    layers.append(SoftmaxLayer(sizes[-2], 10, p_dropout=p))
     return Network(layers, cost="log-likelihood", dtype=dtype, seed=seed)
 
 
@@ -193,10 +208,14 @@ def _torch_model(w, torch):
         for a, b in zip(w["sizes"][:-1], w["sizes"][1:]):
             mods += [nn.Linear(a, b), nn.Sigmoid()]
         return nn.Sequential(*mods)
-    return nn.Sequential(
-        nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Conv2d(20, 40, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
-        nn.Linear(640, 100), nn.ReLU(), nn.Linear(100, 10))
+    sizes, p = _fc_sizes(w), w.get("p", 0.0)
+    mods = [nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(20, 40, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten()]
+    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        mods += ([nn.Dropout(p)] if p else []) + [nn.Linear(a, b)]
+        if k < len(sizes) - 2:
+            mods.append(nn.ReLU())
+    return nn.Sequential(*mods)
 
 
 def run_torch(w, X, y, mb, dtype, device="cpu"):
@@ -433,12 +452,12 @@ def main(argv=None):
     for dtype in [np.dtype(d) for d in args.dtypes.split(",")]:
         peak = peak_gflops(dtype)
         print(f"\n== {dtype}: peak matmul {peak:.0f} GFLOP/s (2048^3, numpy) ==")
-        print(f"{'workload':<16}{'impl':<7}{'s/epoch':>9}{'samples/s':>11}{'x torch':>9}{'x numpy':>9}"
-              f"{'x loop':>8}{'x floor':>9}{'torch range':>13}")
+        print(f"{'workload':<16}{'impl':<7}{'s/epoch':>9}{'ms/batch':>9}{'samples/s':>11}{'x torch':>9}"
+              f"{'x numpy':>9}{'x loop':>8}{'x floor':>9}{'torch range':>13}")
         for name, mb in PLAN:
-            if only and name not in only:
-                continue
             w = WORKLOADS[name]
+            if (only and name not in only) or str(dtype) not in w.get("dtypes", (str(dtype),)):
+                continue
             n = max(int(w["n"] * frac), 2 * mb)
             X, y = X_all[:n].astype(dtype), y_all[:n]
             scale = w["n"] / n
@@ -452,18 +471,21 @@ def main(argv=None):
                 jobs["torch"] = (lambda: run_torch(w, X, y, mb, dtype), scale)
             run_nndl(w, X[: 4 * mb], y[: 4 * mb], mb, dtype)  # compile / warm up
             med, runs = median_times(jobs, reps)
-            flops = mlp_flops(w["sizes"], w["n"]) if w["kind"] == "mlp" else conv_flops(w["n"])
+            flops = mlp_flops(w["sizes"], w["n"]) if w["kind"] == "mlp" else conv_flops(w["n"], w)
             floor = flops / (peak * 1e9)
             label = f"{name} mb{mb}"
             for impl, secs in med.items():
+                ms = 1e3 * secs / -(-w["n"] // mb)
                 row = dict(workload=name, mini_batch=mb, dtype=str(dtype), impl=impl, seconds=secs,
-                           samples_per_s=w["n"] / secs, floor_seconds=floor, runs=runs[impl])
+                           ms_per_mini_batch=ms, samples_per_s=w["n"] / secs, floor_seconds=floor,
+                           runs=runs[impl])
                 ratios = {o: paired_ratio(runs, "nndl", o) for o in runs if impl == "nndl" and o != "nndl"}
                 row.update({f"x_{o}": q[0] for o, q in ratios.items()})
                 results.append(row)
                 r = lambda other: f"{ratios[other][0]:.2f}" if other in ratios else ""
                 span = "{:.2f}-{:.2f}".format(*ratios["torch"][1:]) if "torch" in ratios and reps > 1 else ""
-                print(f"{label:<16}{impl:<7}{secs:>9.3f}{w['n'] / secs:>11.0f}{r('torch'):>9}{r('numpy'):>9}"
+                print(f"{label:<16}{impl:<7}{secs:>9.3f}{ms:>9.2f}{w['n'] / secs:>11.0f}"
+                      f"{r('torch'):>9}{r('numpy'):>9}"
                       f"{r('loop'):>8}{f'{secs / floor:.1f}' if impl == 'nndl' else '':>9}{span:>13}")
                 label = ""
         for name in ("W1", "W3"):
@@ -486,7 +508,7 @@ def main(argv=None):
                     row["x_torch"] = q[0]
                     ratio, span = f"{q[0]:.2f}", f"{q[1]:.2f}-{q[2]:.2f}"
                 results.append(row)
-                print(f"{label:<16}{impl:<7}{secs:>9.3f}{10_000 / secs:>11.0f}{ratio:>9}{'':>9}{'':>8}"
+                print(f"{label:<16}{impl:<7}{secs:>9.3f}{'':>9}{10_000 / secs:>11.0f}{ratio:>9}{'':>9}{'':>8}"
                       f"{f'{secs / floor:.1f}' if impl == 'nndl' else '':>9}{span:>13}")
                 label = ""
     if not args.no_memory and not args.quick:
@@ -499,6 +521,18 @@ def main(argv=None):
             mb_rss = peak_rss_mb(code)
             results.append(dict(workload=f"RSS-{name}", impl="nndl", peak_rss_mb=mb_rss))
             print(f"{name} mb{mb} float32: peak RSS {mb_rss:.0f} MiB")
+        # The expanded preset (target: 1 GB): MNIST loaded and expanded to 250,000 images
+        # in float32, the net trained on 2,000 of them with the whole set held, and
+        # evaluated on the validation and test sets, as scripts/mnist_conv.py does.
+        code = ("import sys; sys.path.insert(0, '..'); sys.path.insert(0, '.'); import mnist_conv;"
+                "from nndl import network3;"
+                "args = mnist_conv.parse_args(['--preset', 'expanded']);"
+                "(X, y), val, test = mnist_conv._load(args, True);"
+                "net = network3.Network(mnist_conv._build('expanded', False), 10, seed=0);"
+                "net.SGD((X[:2000], y[:2000]), 1, 10, 0.03, val, test, lmbda=0.1, verbose=False)")
+        mb_rss = peak_rss_mb(code)
+        results.append(dict(workload="RSS-expanded", impl="nndl", peak_rss_mb=mb_rss))
+        print(f"expanded preset mb10 float32: peak RSS {mb_rss:.0f} MiB (2,000 of 250,000 images trained)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -33,8 +33,10 @@ Supported (by kernel id): layers ``"dense"``; activations ``"sigmoid"``, ``"tanh
 ``"relu"``, ``"identity"`` in every layer, ``"softmax"`` on the output; the
 ``"quadratic"`` cost with an elementwise output, ``"cross-entropy"`` with a sigmoid
 output, ``"log-likelihood"`` with a softmax output (BP1 is then a - y); regularizers
-none, ``"L2"`` or ``"L1"``; the ``"sgd"`` optimizer.  Anything else (dropout,
-convolutions, other optimizers, CuPy arrays) runs on the reference path.
+none, ``"L2"`` or ``"L1"``; the ``"sgd"`` optimizer.  A net whose dense layers
+follow others (convolutions) or drop their inputs runs them on these kernels through
+:mod:`nndl.fast.suffix`; anything else (other optimizers, CuPy arrays) runs on the
+reference path.
 """
 import os
 
@@ -68,24 +70,28 @@ def _kernel(thing):
     return getattr(thing, "kernel", None)
 
 
-def _dense_stack(layers):
+def _dense_stack(layers, kernels=("dense",)):
     """True for a stack of layers the kernels run: numba present, every layer declaring
-    ``"dense"`` with a supported activation (softmax only on the output), C-contiguous
-    numpy weights."""
-    return (backend.HAS_NUMBA
-            and all(l.kernel == "dense" and _kernel(l.activation) in _ACT for l in layers)
+    one of ``kernels`` with a supported activation (softmax only on the output),
+    C-contiguous numpy weights."""
+    return (backend.HAS_NUMBA and len(layers) > 0
+            and all(l.kernel in kernels and _kernel(l.activation) in _ACT for l in layers)
             and all(_kernel(l.activation) != "softmax" for l in layers[:-1])
             and all(type(l.w) is np.ndarray and l.w.flags.c_contiguous for l in layers))
 
 
-def eligible(net, optimizer, reg):
-    """True when ``net`` can train on the fused path (see the module docstring)."""
+def fused_rule(net, optimizer, reg):
+    """True when the update rule is one the kernels run: plain SGD, no penalty or a fused
+    one, and a cost whose BP1 is fused with the output layer's activation."""
     if _kernel(optimizer) != "sgd" or (reg is not None and _kernel(reg) not in _REG):
-        return False
-    if not _dense_stack(net.layers):
         return False
     out, cost = _kernel(net.layers[-1].activation), _kernel(net.cost)
     return out in _COST_OUTPUTS.get(cost, ())
+
+
+def eligible(net, optimizer, reg):
+    """True when ``net`` can train on the fused path (see the module docstring)."""
+    return _dense_stack(net.layers) and fused_rule(net, optimizer, reg)
 
 
 class FusedTrainer:
