@@ -157,7 +157,10 @@ def sgd(net, training_data, epochs, mini_batch_size, eta, lmbda=0.0,
     net.n_train = n
     run = Run(eta, History())
     run.history.n_training, run.history.n_evaluation = n, (len(ev[0]) if ev else 0)
-    setup = _setup(net, x, y, m, eta_fn, eta, lmbda, reg, early_stopping_n, schedule_n)
+    # What shapes the run, recorded in (and checked against) a checkpoint; the data's
+    # fingerprint is a pass over the whole set, so only when there is a checkpoint.
+    setup = None if checkpoint is None else \
+        _setup(net, x, y, m, eta_fn, eta, lmbda, reg, early_stopping_n, schedule_n)
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         _restore_checkpoint(net, checkpoint, run, setup)
         if verbose:

@@ -115,14 +115,16 @@ class SuffixTrainer:
 
     def run(self, x, y, perm, start, stop, eta, reg, n, nt=None):
         """Train on mini-batches starting at perm[start], perm[start + m], ... < stop, on
-        ``nt`` numba threads (default: :func:`nndl.fast.dense.threads`).
+        ``nt`` numba threads (default 1: at these mini-batches a step alternates between
+        the single-threaded prefix and a small suffix, and waking numba's threads for the
+        suffix cost more than they saved on chapter 6's nets).
 
         Returns -1, or the index (from 0) of the first mini-batch whose output went
         non-finite, before that batch's update is applied.
         """
         kind = _REG[None if reg is None else reg.kernel]
         decay = 0.0 if reg is None else eta * reg.lmbda / n
-        nt = dense.threads() if nt is None else nt
+        nt = 1 if nt is None else nt
         # BLAS (the prefix's products) on one thread while numba's threads run the
         # suffix: OpenBLAS's idle workers spin after each call, on the cores numba's
         # threads need (at mini-batch 10 a step ran 5x slower with both on two threads).
