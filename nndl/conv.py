@@ -464,16 +464,20 @@ class FullyConnectedLayer(Dense):
         network3's N(0, 1/n_out) starting weights instead of N(0, 1/n_in).
     mask_fn : callable, optional
         See :class:`~nndl.layers.Dropout`.
+    book_dropout : bool
+        network3's dropout (kept inputs unscaled in training, scaled by 1 - p_dropout
+        in evaluation) instead of inverted dropout; see :class:`~nndl.layers.Dropout`.
 
     Shapes: (N, n_in) or (N, ...) with n_in values -> (N, n_out).  Biases start N(0, 1).
     """
 
     def __init__(self, n_in, n_out, activation_fn="sigmoid", p_dropout=0.0, book_init=False,
-                 mask_fn=None):
+                 mask_fn=None, book_dropout=False):
         self.book_init = bool(book_init)
         super().__init__(n_in, n_out, activation=activation_fn,
                          init=_fan_out_init if self.book_init else "default")
-        self.dropout = Dropout(_probability(p_dropout, f"{type(self).__name__} p_dropout"), mask_fn)
+        self.dropout = Dropout(_probability(p_dropout, f"{type(self).__name__} p_dropout"), mask_fn,
+                               inverted=not book_dropout)
 
     @property
     def p_dropout(self):
@@ -495,7 +499,8 @@ class FullyConnectedLayer(Dense):
         frozen ``mask_fn`` (which the fused path cannot call)."""
         if self.p_dropout == 0.0:
             return super().kernel
-        return "dense-dropout" if self.dropout.mask_fn is None and super().kernel else None
+        fusable = self.dropout.mask_fn is None and self.dropout.inverted  # the kernels scale by 1/(1-p)
+        return "dense-dropout" if fusable and super().kernel else None
 
     @property
     def input_dropout(self):
@@ -529,7 +534,8 @@ class FullyConnectedLayer(Dense):
     def config(self):
         return {"n_in": self.n_in, "n_out": self.n_out,
                 "activation_fn": _activation_name(self.activation),
-                "p_dropout": self.p_dropout, "book_init": self.book_init}
+                "p_dropout": self.p_dropout, "book_init": self.book_init,
+                **({} if self.dropout.inverted else {"book_dropout": True})}
 
 
 def _fan_out_init(rng, shape, dtype):
@@ -547,15 +553,18 @@ class SoftmaxLayer(FullyConnectedLayer):
     p_dropout : float
         Dropout of its inputs in training.
     mask_fn : callable, optional
+    book_dropout : bool
+        network3's dropout instead of inverted dropout (see FullyConnectedLayer).
 
     Use it with :class:`~nndl.costs.LogLikelihoodCost`, for which δ^L = a - y.  Weights
     and biases start at zero, as in network3.  Shapes: (N, n_in) -> (N, n_out).
     """
 
-    def __init__(self, n_in, n_out, p_dropout=0.0, mask_fn=None):
+    def __init__(self, n_in, n_out, p_dropout=0.0, mask_fn=None, book_dropout=False):
         super().__init__(n_in, n_out, activation_fn="softmax", p_dropout=p_dropout,
-                         mask_fn=mask_fn)
+                         mask_fn=mask_fn, book_dropout=book_dropout)
         self.init = "zeros"
 
     def config(self):
-        return {"n_in": self.n_in, "n_out": self.n_out, "p_dropout": self.p_dropout}
+        return {"n_in": self.n_in, "n_out": self.n_out, "p_dropout": self.p_dropout,
+                **({} if self.dropout.inverted else {"book_dropout": True})}

@@ -253,19 +253,23 @@ class Dropout(Layer):
     p : float
         The probability of dropping each unit, 0 <= p < 1.
     mask_fn : callable, optional
-        ``mask_fn(shape, rng)`` -> a 0/1 keep-mask, instead of drawing one.
+        ``mask_fn(shape, rng)`` -> a 0/1 keep-mask, instead of drawing one (tests use it
+        to freeze the mask).
+    inverted : bool
+        True (default): *inverted* dropout, the kept units scaled by 1/(1-p) in training
+        and evaluation untouched.  False: the book's (network3's), the kept units
+        unscaled in training and the units scaled by (1-p) in evaluation, which is the
+        book's "halve the outgoing weights".  Both give the next layer the same expected
+        input, but not the same gradients: inverted dropout's steps through the dropped
+        units are 1/(1-p) times larger at the same eta.
 
-    Shapes: (N, ...) -> (N, ...).  Each unit is dropped with probability ``p``.  This is *inverted* dropout: the book
-    trains with the kept units unscaled and then halves (for p = 0.5) the outgoing
-    weights at evaluation; scaling the kept units by 1/(1-p) during training instead
-    gives the same expected input to the next layer and leaves evaluation untouched.
-    ``mask_fn(shape, rng)``, if given, returns the 0/1 keep-mask instead of drawing one:
-    tests use it to freeze the mask.
+    Shapes: (N, ...) -> (N, ...).  Each unit is dropped with probability ``p``.
     """
 
-    def __init__(self, p=0.5, mask_fn=None):
+    def __init__(self, p=0.5, mask_fn=None, inverted=True):
         p = _probability(p, "Dropout p")
         self.p = p
+        self.inverted = bool(inverted)
         self.mask_fn = mask_fn
         self.rng = None  # set by Network; a standalone layer draws from a fresh generator
 
@@ -273,7 +277,7 @@ class Dropout(Layer):
         """(N, ...) -> (N, ...)."""
         if not train or self.p == 0.0:
             self.mask = None
-            return a_in
+            return a_in if self.inverted or self.p == 0.0 else a_in * a_in.dtype.type(1.0 - self.p)
         if self.rng is None:
             self.rng = np.random.default_rng()
         # The mask is drawn on the host from the seeded Generator (the same on every
@@ -282,7 +286,9 @@ class Dropout(Layer):
             keep = backend.xp(a_in).asarray(self.mask_fn(a_in.shape, self.rng))
         else:
             keep = backend.xp(a_in).asarray(self.rng.random(a_in.shape) >= self.p)
-        self.mask = keep.astype(a_in.dtype) * a_in.dtype.type(1.0 / (1.0 - self.p))
+        self.mask = keep.astype(a_in.dtype)
+        if self.inverted:
+            self.mask *= a_in.dtype.type(1.0 / (1.0 - self.p))
         return a_in * self.mask
 
     @property
@@ -294,7 +300,7 @@ class Dropout(Layer):
         return grad_a if self.mask is None else grad_a * self.mask
 
     def config(self):
-        return {"p": self.p}
+        return {"p": self.p} if self.inverted else {"p": self.p, "inverted": False}
 
 
 def _probability(p, what):

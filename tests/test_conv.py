@@ -293,3 +293,27 @@ def test_small_conv_net_learns_mnist(mnist):
     net.layers[0].input_grad = False
     net.SGD((X[:20_000], y[:20_000]), 1, 10, 0.1, lmbda=0.1, verbose=False)
     assert net.accuracy((Xt[:2000], yt[:2000])) >= 0.91 * 2000
+
+
+def test_book_dropout_is_unscaled_in_training_and_scaled_in_evaluation(rng):
+    layer = _built(FullyConnectedLayer(4000, 1, "identity", p_dropout=0.5, book_dropout=True),
+                   (2, 4000), rng)
+    layer.w[...] = 1.0
+    layer.b[...] = 0.0
+    x = np.ones((2, 4000))
+    assert np.allclose(layer.forward(x), 2000)                     # evaluation: x (1 - p)
+    kept = layer.forward(x, train=True)
+    assert set(np.unique(layer.mask)) == {0.0, 1.0}                # unscaled in training
+    assert np.allclose(kept, 2000, rtol=0.1)                       # the same expected input
+    assert layer.kernel is None and layer.config()["book_dropout"] is True
+
+
+def test_book_dropout_gradient_with_a_frozen_mask(rng):
+    layer = _built(FullyConnectedLayer(8, 5, p_dropout=0.4, mask_fn=_fixed_mask(0.4),
+                                       book_dropout=True), (3, 8), rng)
+    x = rng.standard_normal((3, 8))
+    r = rng.standard_normal((3, 5))
+    loss = lambda: float((layer.forward(x, train=True) * r).sum())
+    layer.forward(x, train=True)
+    assert_close(layer.backward(r), numerical_gradient(loss, x), err_msg="input")
+    assert_close(layer.nabla_w.copy(), numerical_gradient(loss, layer.w), err_msg="w")
