@@ -499,12 +499,20 @@ class FullyConnectedLayer(Dense):
         frozen ``mask_fn`` (which the fused path cannot call)."""
         if self.p_dropout == 0.0:
             return super().kernel
-        fusable = self.dropout.mask_fn is None and self.dropout.inverted  # the kernels scale by 1/(1-p)
-        return "dense-dropout" if fusable and super().kernel else None
+        return "dense-dropout" if self.dropout.mask_fn is None and super().kernel else None
 
     @property
     def input_dropout(self):
         return self.p_dropout
+
+    @property
+    def input_keep_scale(self):
+        """The factor on the inputs kept in training: 1/(1-p), or 1 with the book's
+        dropout (the fused path rounds it to the weights' dtype, as
+        :class:`~nndl.layers.Dropout` does)."""
+        if not self.dropout.inverted or self.p_dropout == 0.0:
+            return 1.0
+        return 1.0 / (1.0 - self.p_dropout)
 
     @property
     def stochastic(self):

@@ -16,11 +16,12 @@ Every layer speaks the protocol that :class:`Layer` declares, with its defaults:
 ``input_shape_hint()``       the per-example input shape this layer implies, or None
 ==========================  ===============================================================
 
-and four declarations that only :mod:`nndl.fast` reads: ``kernel`` (the fused path's
+and five declarations that only :mod:`nndl.fast` reads: ``kernel`` (the fused path's
 id for this layer, None: not fusable), ``input_dropout`` (the probability with which a
-``"dense-dropout"`` layer drops each input in training), ``stochastic`` (draws
-randomness in training) and ``parallel_batches`` (a pass long enough to pay for cutting
-its batch in shards).
+``"dense-dropout"`` layer drops each input in training) and ``input_keep_scale`` (the
+factor on the inputs it keeps: 1/(1-p) for inverted dropout, 1 for the book's),
+``stochastic`` (draws randomness in training) and ``parallel_batches`` (a pass long
+enough to pay for cutting its batch in shards).
 Each subclass registers itself by name as it is defined (:data:`LAYER_TYPES`), so a
 saved network can name its layers without a hard-coded list.
 
@@ -47,6 +48,7 @@ class Layer:
     w_shape = None        # the weights' shape, known before build (checked on load)
     kernel = None         # nndl.fast's id for this layer; None: not fusable
     input_dropout = 0.0   # the probability of dropping each input in training (nndl.fast)
+    input_keep_scale = 1.0  # the factor on the inputs kept in training (nndl.fast)
     stochastic = False    # draws randomness in training (dropout): never run in shards
     parallel_batches = False  # a pass long enough to pay for cutting its batch (nndl.fast)
 

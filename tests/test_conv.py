@@ -305,7 +305,11 @@ def test_book_dropout_is_unscaled_in_training_and_scaled_in_evaluation(rng):
     kept = layer.forward(x, train=True)
     assert set(np.unique(layer.mask)) == {0.0, 1.0}                # unscaled in training
     assert np.allclose(kept, 2000, rtol=0.1)                       # the same expected input
-    assert layer.kernel is None and layer.config()["book_dropout"] is True
+    assert layer.config()["book_dropout"] is True
+    # the fused suffix keeps the inputs unscaled too (nndl.fast.suffix)
+    assert layer.kernel == "dense-dropout" and layer.input_keep_scale == 1.0
+    inverted = FullyConnectedLayer(4000, 1, "identity", p_dropout=0.2)
+    assert inverted.input_keep_scale == 1.0 / 0.8
 
 
 def test_book_dropout_gradient_with_a_frozen_mask(rng):

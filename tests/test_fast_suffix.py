@@ -13,14 +13,15 @@ from nndl.layers import Dense, Dropout
 TOL = 1e-9
 
 
-def _conv_net(act="relu", p=0.5, out="softmax", cost="log-likelihood", seed=3):
-    """[ConvPool, ConvPool, FC (dropout), FC (dropout), output (dropout)] on 10x10 images."""
+def _conv_net(act="relu", p=0.5, out="softmax", cost="log-likelihood", seed=3, book=False):
+    """[ConvPool, ConvPool, FC (dropout), FC (dropout), output (dropout)] on 10x10 images;
+    ``book``: network3's dropout instead of inverted dropout."""
     layers = [ConvPoolLayer((3, 1, 3, 3), (None, 1, 10, 10), (2, 2), act),
               ConvPoolLayer((4, 3, 3, 3), (None, 3, 4, 4), (1, 1), act),
-              FullyConnectedLayer(16, 13, act, p_dropout=p),
-              FullyConnectedLayer(13, 9, act, p_dropout=p)]
-    layers.append(SoftmaxLayer(9, 5, p_dropout=p) if out == "softmax"
-                  else FullyConnectedLayer(9, 5, out, p_dropout=p))
+              FullyConnectedLayer(16, 13, act, p_dropout=p, book_dropout=book),
+              FullyConnectedLayer(13, 9, act, p_dropout=p, book_dropout=book)]
+    layers.append(SoftmaxLayer(9, 5, p_dropout=p, book_dropout=book) if out == "softmax"
+                  else FullyConnectedLayer(9, 5, out, p_dropout=p, book_dropout=book))
     return Network(layers, cost=cost, seed=seed, input_shape=(1, 10, 10))
 
 
@@ -48,21 +49,24 @@ def _assert_same_weights(ref, fused):
             np.testing.assert_allclose(q, p, rtol=TOL, atol=TOL, err_msg=f"layer {i} {name}")
 
 
-CASES = [  # hidden activation, dropout p, output activation, cost, lambda (L2)
-    ("relu", 0.5, "softmax", "log-likelihood", 0.0),
-    ("relu", 0.5, "softmax", "log-likelihood", 0.5),
-    ("sigmoid", 0.3, "softmax", "log-likelihood", 0.5),
-    ("tanh", 0.0, "softmax", "log-likelihood", 0.0),
-    ("tanh", 0.2, "sigmoid", "quadratic", 0.5),
-    ("relu", 0.2, "sigmoid", "cross-entropy", 1.0),
-    ("identity", 0.4, "sigmoid", "quadratic", 0.0),
+CASES = [  # hidden activation, dropout p, output activation, cost, lambda (L2), book dropout
+    ("relu", 0.5, "softmax", "log-likelihood", 0.0, False),
+    ("relu", 0.5, "softmax", "log-likelihood", 0.5, False),
+    ("relu", 0.5, "softmax", "log-likelihood", 0.1, True),
+    ("sigmoid", 0.3, "softmax", "log-likelihood", 0.5, False),
+    ("sigmoid", 0.3, "sigmoid", "cross-entropy", 0.0, True),
+    ("tanh", 0.0, "softmax", "log-likelihood", 0.0, False),
+    ("tanh", 0.2, "sigmoid", "quadratic", 0.5, False),
+    ("relu", 0.2, "sigmoid", "cross-entropy", 1.0, False),
+    ("identity", 0.4, "sigmoid", "quadratic", 0.0, False),
 ]
 
 
-@pytest.mark.parametrize("act, p, out, cost, lmbda", CASES,
-                         ids=[f"{a}-p{p}-{o}-{c}-l{lm}" for a, p, o, c, lm in CASES])
-def test_fused_suffix_equals_the_reference_path(act, p, out, cost, lmbda, monkeypatch):
-    make = lambda: _conv_net(act, p, out, cost)  # noqa: E731
+@pytest.mark.parametrize("act, p, out, cost, lmbda, book", CASES,
+                         ids=[f"{a}-p{p}-{o}-{c}-l{lm}{'-book' if b else ''}"
+                              for a, p, o, c, lm, b in CASES])
+def test_fused_suffix_equals_the_reference_path(act, p, out, cost, lmbda, book, monkeypatch):
+    make = lambda: _conv_net(act, p, out, cost, book=book)  # noqa: E731
     ref, fused, calls = _train_both(make, lmbda, monkeypatch=monkeypatch)
     assert len(calls) == 2                       # the fused suffix ran, once per epoch
     _assert_same_weights(ref, fused)

@@ -10,7 +10,8 @@ network in two:
   pooling), runs on the readable layers: their ``forward``, ``backward`` and the
   optimizer's ``step``, exactly as on the reference path;
 * the *suffix*, the layers declaring ``kernel = "dense"`` (or ``"dense-dropout"``: a
-  dense layer with inverted dropout of its inputs, with probability ``input_dropout``),
+  dense layer with dropout of its inputs, with probability ``input_dropout``, the kept
+  ones multiplied by ``input_keep_scale``),
   runs on :mod:`nndl.fast.dense`'s kernels: ``_backward`` for BP2's wᵀδ, and ``_layer``,
   which updates each weight row and then, while the row is still in cache, uses it for
   the *next* mini-batch's forward pass.
@@ -32,7 +33,7 @@ prefix's draws (in its forward pass) and each suffix layer's mask,
 ``rng.random((m, n_in)) >= p``, layer by layer.  So the weights after a run equal the
 reference path's up to the last bits of reassociated sums
 (``tests/test_fast_suffix.py``).  Like :mod:`nndl.fast.dense`, this module knows no
-class of the model: it reads ``kernel``, ``input_dropout`` and the activations', cost's,
+class of the model: it reads ``kernel``, ``input_dropout``, ``input_keep_scale`` and the activations', cost's,
 regularizer's and optimizer's ``kernel`` ids.
 """
 import numpy as np
@@ -83,16 +84,16 @@ class SuffixTrainer:
         self.cost = _COST[net.cost.kernel]
         self.p = np.array([l.input_dropout if l.kernel == "dense-dropout" else 0.0
                            for l in suffix])
-        # Dropout's factor for the kept inputs, 1/(1 - p) in the weights' dtype, as
-        # nndl.layers.Dropout computes it.
-        self.keep = np.array([np.dtype(dt).type(1.0 / (1.0 - p)) for p in self.p], dt)
+        # Dropout's factor for the kept inputs, as nndl.layers.Dropout applies it:
+        # 1/(1 - p) in the weights' dtype (inverted dropout), or 1 (the book's).
+        self.keep = np.array([l.input_keep_scale for l in suffix], dt)
         self.in_shape = (m,) + tuple(suffix[0].input_shape)
         # Two sets of each layer's (dropped-out) inputs and outputs: mini-batch k's feed
         # its update while mini-batch k+1's are computed with the updated rows.
         self.a_in = tuple(tuple(np.empty((m, l.n_in), dt) for l in suffix) for _ in range(2))
         self.h = tuple(tuple(np.empty((m, l.n_out), dt) for l in suffix) for _ in range(2))
         self.delta = tuple(np.empty((m, l.n_out), dt) for l in suffix)
-        # Each layer's mask of the latest mini-batch: 0 or 1/(1 - p), and the uniform
+        # Each layer's mask of the latest mini-batch: 0 or keep, and the uniform
         # numbers it comes from (float64, as the generator draws them).
         self.mask = tuple(np.empty((m, l.n_in), dt) for l in suffix)
         self.uniform = tuple(np.empty((m, l.n_in)) for l in suffix)
@@ -203,8 +204,8 @@ class SuffixTrainer:
 
 @backend.jit(fastmath=_FAST)
 def _drop(a, u, p, keep, mask, out):
-    """Inverted dropout of a layer's inputs: mask = keep (1/(1 - p)) where u >= p, else 0;
-    out = a ⊙ mask (p = 0: out = a)."""
+    """Dropout of a layer's inputs: mask = keep (1/(1 - p), or 1 for the book's dropout)
+    where u >= p, else 0; out = a ⊙ mask (p = 0: out = a)."""
     m, n = a.shape
     for i in range(m):
         for k in range(n):
