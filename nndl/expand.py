@@ -11,6 +11,9 @@ output, plus the 157 MB float32 input.  Measured on MNIST with ``tracemalloc``: 
 call allocates 786 MB at its peak (784 MB of it the result), 943 MB with the input;
 the whole process, loading MNIST included, peaked at 1.06 GB resident.  float64
 doubles the output (1.57 GB), which is why float32 is the default.
+:class:`ExpandedImages` (``expand_mnist(X, y, on_demand=True)``) holds only the 50,000
+source images and makes each mini-batch's rows when the training loop asks for them:
+the same rows, bit for bit, for a fifth of the memory.
 :func:`iter_expanded` yields the expanded set 10,000 source images at a time, for code
 that does not need it all at once: :func:`save_expanded` uses it to store uint8 pixels
 (196 MB), and ``scripts/expand_mnist.py`` writing the file peaked at 0.91 GB resident.
@@ -20,7 +23,9 @@ epoch, so the order here (each image followed by its four shifts) does not matte
 """
 import numpy as np
 
+from . import backend
 from .errors import ConfigError, DataError, ShapeError
+from .inputs import Examples
 
 # (name, rows moved, columns moved), in the order of the book's expand_mnist.py.
 SHIFTS = (("down", 1, 0), ("up", -1, 0), ("right", 0, 1), ("left", 0, -1))
@@ -53,11 +58,13 @@ def _expand_into(images, out):
     return out
 
 
-def expand_mnist(X, y, dtype=np.float32, image_shape=(28, 28)):
+def expand_mnist(X, y, dtype=np.float32, image_shape=(28, 28), on_demand=False):
     """(N, H·W) images, (N,) labels -> (5N, H·W), (5N,): each image, then its 4 shifts.
 
     Rows 5i .. 5i+4 hold image i, then it moved down, up, right and left by one pixel.
-    The result is a new ``dtype`` array (784 MB in float32 for MNIST's 50,000 images).
+    The result is a new ``dtype`` array (784 MB in float32 for MNIST's 50,000 images),
+    or with ``on_demand`` an :class:`ExpandedImages` that makes the rows when indexed
+    (holding the N source images only).
     """
     X, y = np.asarray(X), np.asarray(y)
     H, W = _side(X, image_shape)
@@ -67,9 +74,102 @@ def expand_mnist(X, y, dtype=np.float32, image_shape=(28, 28)):
         dtype = np.dtype(dtype)
     except TypeError:
         raise ConfigError(f"dtype: expected a numpy dtype, got {dtype!r}") from None
+    if on_demand:
+        return ExpandedImages(X, image_shape, dtype), np.repeat(y, 5)
     out = np.empty((len(X), 5, H, W), dtype)                        # (N, 5, H, W)
     _expand_into(X.reshape(len(X), H, W), out)
     return out.reshape(5 * len(X), H * W), np.repeat(y, 5)         # (5N, H·W), (5N,)
+
+
+class ExpandedImages(Examples):
+    """:func:`expand_mnist`'s images, made when indexed: row 5i + s is source image i
+    (s = 0), or it shifted as ``SHIFTS[s - 1]`` says (s = 1..4).
+
+    ``x[idx]`` equals ``expand_mnist(X, y, dtype)[0][idx]`` bit for bit; only the source
+    images are held (157 MB for MNIST in float32, against 784 MB for the whole set).
+    Hand it to :meth:`nndl.Network.SGD` as the training images, with
+    ``np.repeat(y, 5)`` as the labels (``expand_mnist(X, y, on_demand=True)`` returns
+    both).
+
+    Parameters
+    ----------
+    X : array (N, H·W) or (N, H, W)
+        The source images.
+    image_shape : (int, int)
+        H, W.
+    dtype : numpy dtype
+        The rows' dtype (the source is converted once).
+    """
+
+    def __init__(self, X, image_shape=(28, 28), dtype=np.float32, example_shape=None):
+        H, W = (int(v) for v in image_shape)
+        xp = backend.xp(X)
+        X = xp.asarray(X) if xp is not np else np.asarray(X)
+        if X.ndim not in (2, 3) or int(np.prod(X.shape[1:])) != H * W:
+            raise ShapeError(f"X: expected (N, {H * W}) or (N, {H}, {W}) images, got shape {X.shape}")
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise ConfigError(f"dtype: expected a float dtype, got {dtype}")
+        self.images = xp.ascontiguousarray(X.reshape(len(X), H, W).astype(dtype, copy=False))
+        self.image_shape = (H, W)
+        self.dtype = dtype
+        example_shape = (H * W,) if example_shape is None else tuple(example_shape)
+        if int(np.prod(example_shape)) != H * W:
+            raise ShapeError(f"cannot make {H}x{W} images into examples of shape {example_shape}")
+        self.shape = (5 * len(X),) + example_shape
+
+    def take(self, idx):
+        xp = backend.xp(self.images)
+        src, kind = np.divmod(idx, 5)
+        H, W = self.image_shape
+        out = xp.zeros((len(idx), H, W), self.dtype)
+        for s in range(5):
+            sel = np.flatnonzero(kind == s)
+            if not sel.size:
+                continue
+            rows, cols = (0, 0) if s == 0 else SHIFTS[s - 1][1:]
+            # shift()'s copy: the rows and columns that stay in the image, moved
+            dst_sel, src_sel = xp.asarray(sel), xp.asarray(src[sel])
+            out[dst_sel, max(0, rows):H - max(0, -rows), max(0, cols):W - max(0, -cols)] = \
+                self.images[src_sel, max(0, -rows):H - max(0, rows), max(0, -cols):W - max(0, cols)]
+        return out.reshape((len(idx),) + self.shape[1:])
+
+    def reshape(self, *shape):
+        """The same examples, each of shape ``shape[1:]`` (``shape[0]``: len or -1)."""
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        if not shape or shape[0] not in (len(self), -1):
+            raise ShapeError(f"ExpandedImages.reshape{shape}: the first axis stays {len(self)}")
+        rest = tuple(int(v) for v in shape[1:])
+        if rest.count(-1) == 1:  # the one axis left to work out, as numpy's reshape does
+            known = int(np.prod([v for v in rest if v != -1]))
+            pixels = self.image_shape[0] * self.image_shape[1]
+            rest = tuple(pixels // known if v == -1 and known and pixels % known == 0 else v
+                         for v in rest)
+        return self._with(self.images, self.dtype, rest)
+
+    def astype(self, dtype):
+        return self._with(self.images.astype(dtype), np.dtype(dtype), self.shape[1:])
+
+    def to(self, xp):
+        if backend.xp(self.images) is xp:
+            return self
+        return self._with(xp.asarray(backend.to_numpy(self.images)), self.dtype, self.shape[1:])
+
+    def all_finite(self):
+        return backend.all_finite(self.images)
+
+    def _with(self, images, dtype, example_shape):
+        new = object.__new__(type(self))
+        new.images, new.image_shape, new.dtype = images, self.image_shape, np.dtype(dtype)
+        if int(np.prod(example_shape)) != int(np.prod(self.image_shape)):
+            raise ShapeError(f"cannot make {self.image_shape} images into examples of shape "
+                             f"{tuple(example_shape)}")
+        new.shape = (len(self),) + tuple(int(v) for v in example_shape)
+        return new
+
+    def __repr__(self):
+        return (f"ExpandedImages({len(self) // 5} source images -> {len(self)} examples of "
+                f"shape {self.shape[1:]}, {self.dtype})")
 
 
 def iter_expanded(X, y, chunk=10_000, dtype=np.float32, image_shape=(28, 28)):

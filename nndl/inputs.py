@@ -13,6 +13,70 @@ from . import backend
 from .errors import ConfigError, DataError, ShapeError
 
 
+class Examples:
+    """Examples made when they are indexed, instead of held in one array.
+
+    A training set too big to hold (chapter 6's 250,000 expanded images are 784 MB in
+    float32) can be handed to :meth:`nndl.Network.SGD`, ``accuracy`` and the rest as
+    an ``Examples``: ``x[idx]`` (an integer array, a slice or an int) gives the rows
+    as an array, made a mini-batch at a time.  Subclasses (:class:`nndl.expand.
+    ExpandedImages`) implement :meth:`take`, :meth:`reshape`, :meth:`astype`,
+    :meth:`to` and :meth:`all_finite`, and set ``shape`` and ``dtype``.  The training
+    loop runs them on the readable path and on :mod:`nndl.fast.suffix` (which indexes
+    each mini-batch); the whole-net fused loop, which hands the whole array to numba,
+    is not used for them.
+    """
+
+    shape = (0,)
+    dtype = np.dtype(np.float64)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        """Rows ``key`` (an int, a slice, or an array of ints or bools) as an array."""
+        n = len(self)
+        if isinstance(key, slice):
+            return self.take(np.arange(*key.indices(n)))
+        if isinstance(key, numbers.Integral) and not isinstance(key, (bool, np.bool_)):
+            if not -n <= key < n:
+                raise IndexError(f"index {key} is out of bounds for {n} examples")
+            return self.take(np.array([key % n]))[0]
+        idx = backend.to_numpy(key) if backend.xp(key) is not np else np.asarray(key)
+        if idx.dtype == bool:
+            if idx.shape != (n,):
+                raise IndexError(f"a boolean index of shape {idx.shape} for {n} examples")
+            idx = np.flatnonzero(idx)
+        if idx.ndim != 1 or not (np.issubdtype(idx.dtype, np.integer) or idx.size == 0):
+            raise IndexError(f"expected a 1-D array of integer indices, got {idx.dtype} "
+                             f"of shape {idx.shape}")
+        idx = idx.astype(np.int64)
+        if idx.size and not (-n <= idx.min() and idx.max() < n):
+            raise IndexError(f"an index is out of bounds for {n} examples")
+        return self.take(np.where(idx < 0, idx + n, idx))
+
+    def take(self, idx):
+        """(len(idx), *shape[1:]) rows for ``idx``, int64 indices in [0, len)."""
+        raise NotImplementedError
+
+    def reshape(self, *shape):
+        raise NotImplementedError
+
+    def astype(self, dtype):
+        raise NotImplementedError
+
+    def to(self, xp):
+        """The same examples made on the device of array module ``xp``."""
+        raise NotImplementedError
+
+    def all_finite(self):
+        raise NotImplementedError
+
+
 def check_count(value, what, minimum=None):
     """``value`` as an int >= ``minimum``: integers only (not bools, not 30.0 or 1.7,
     which would be truncated or are a mistake)."""
@@ -38,8 +102,11 @@ def check_number(value, what, positive=False, expected=None):
 
 def examples(net, x, what):
     """``x`` as (N, *net.input_shape) of the net's dtype on its device: a ShapeError for
-    the wrong number of values per example, a DataError for NaN or infinity."""
-    if backend.xp(x) is np:
+    the wrong number of values per example, a DataError for NaN or infinity.  An
+    :class:`Examples` stays one (its rows are made when indexed)."""
+    if isinstance(x, Examples):
+        pass
+    elif backend.xp(x) is np:
         x = np.asarray(x)
         if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
             raise DataError(f"{what}: expected numbers, got an array of dtype {x.dtype}")
@@ -55,8 +122,10 @@ def examples(net, x, what):
         raise DataError(f"{what}: expected real numbers, got dtype {x.dtype}")
     if x.dtype != net.dtype:
         x = x.astype(net.dtype)
-    if not backend.all_finite(x):
+    if not (x.all_finite() if isinstance(x, Examples) else backend.all_finite(x)):
         raise DataError(f"{what}: inputs contain NaN or infinity")
+    if isinstance(x, Examples):
+        return x.to(net.xp)
     return backend.move(x, net.xp)                           # to the network's device, once
 
 

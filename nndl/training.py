@@ -24,11 +24,12 @@ import numpy as np
 from . import backend, fast, io
 from . import regularization as _reg
 from .errors import ConfigError, DivergenceError, FormatError
-from .inputs import check_count, check_number
+from .inputs import Examples, check_count, check_number
 
 # Mini-batches per call of the fused kernel: the progress bar, the divergence check of
 # the weights and Ctrl-C act between calls.
 _FUSED_CHUNK = 500
+_GATHER_ROWS = 8192  # at most this many rows of on-demand examples made at once
 # A weight this large means training has run away (a sane net's weights stay below
 # ~100); caught here before it overflows the cost.
 WEIGHT_BOUND = 1e8
@@ -246,13 +247,23 @@ def _epoch_trainer(net, x, y, m, reg, fast_path):
     n = len(x)
     if fast_path and fast.fusable(net, net.optimizer, reg, x, m):
         fused = fast.trainer(net, m)
-        xf = np.ascontiguousarray(x.reshape(n, -1))
+        # Examples made on demand are gathered a run of mini-batches at a time and handed
+        # over in the order they are used: the kernels see the same rows in the same order.
+        gather = isinstance(x, Examples)
+        xf = None if gather else np.ascontiguousarray(x.reshape(n, -1))
+        step = m * (max(1, min(_FUSED_CHUNK, _GATHER_ROWS // m)) if gather else _FUSED_CHUNK)
+        order = np.arange(step)
 
         def train_epoch(epoch, eta, bar):
             perm = net.rng.permutation(n)
-            for k in range(0, n, _FUSED_CHUNK * m):
-                stop = min(n, k + _FUSED_CHUNK * m)
-                bad = fused.run(xf, y, perm, k, stop, eta, reg, n)
+            for k in range(0, n, step):
+                stop = min(n, k + step)
+                if gather:
+                    idx = perm[k:stop]
+                    rows = x[idx].reshape(stop - k, -1)
+                    bad = fused.run(rows, y[idx], order, 0, stop - k, eta, reg, n)
+                else:
+                    bad = fused.run(xf, y, perm, k, stop, eta, reg, n)
                 if bad >= 0:
                     raise _diverged(epoch, k // m + bad, eta, "the network's output is NaN or infinite")
                 _check_weights(net, epoch, (stop - 1) // m, eta)

@@ -85,7 +85,7 @@ def train(preset, seed, runs, resume, results, data=None, epochs=None, train_siz
     if train_size:
         training = (training[0][:train_size], training[1][:train_size])
     if expanded:
-        training = expand_mnist(*training, dtype="float32")
+        training = expand_mnist(*training, dtype="float32", on_demand=True)
     net = network3.Network(_build(net_preset, False), 10, dtype="float32", seed=seed)
     path = record_path(net_preset, seed, results)  # an ensemble member is a dropout run
     ckpt = os.path.join(runs, os.path.basename(path).replace(".json", ".ckpt.npz"))

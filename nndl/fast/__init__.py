@@ -21,6 +21,7 @@ reference path's numbers (``tests/test_fast_conformance.py``, ``tests/test_fastp
 """
 import numpy as np
 
+from ..inputs import Examples
 from . import dense, shards, suffix
 
 EVAL_BATCH = 1000  # examples per forward pass when evaluating
@@ -30,10 +31,12 @@ _FUSED_FORWARD_MIN = 64  # smaller batches evaluate layer by layer (a call costs
 def fusable(net, optimizer=None, regularization=None, x=None, mini_batch_size=None):
     """True when ``net`` runs on the fused dense kernels: for training when ``optimizer``
     is given (with ``regularization``, an L1/L2 instance or None), for evaluation when
-    not; ``x``, if given, must be a numpy array of the network's dtype.  In training, a
-    net that is not all dense runs its dense suffix fused when ``mini_batch_size`` is
-    given and small (:mod:`nndl.fast.suffix`)."""
-    if x is not None and not (type(x) is np.ndarray and x.dtype == net.dtype):
+    not; ``x``, if given, must be a numpy array of the network's dtype, or
+    :class:`nndl.inputs.Examples` of it (whose rows the callers gather a run of
+    mini-batches, or an evaluation batch, at a time).  In training, a net that is not all dense runs its dense
+    suffix fused when ``mini_batch_size`` is given and small (:mod:`nndl.fast.suffix`)."""
+    on_demand = isinstance(x, Examples)
+    if x is not None and not ((type(x) is np.ndarray or on_demand) and x.dtype == net.dtype):
         return False
     if optimizer is None:
         return dense._dense_stack(net.layers)
