@@ -51,7 +51,9 @@ WORKLOADS = {
                about="ConvPool 20, ConvPool 40, FC1000, FC1000 ReLU, softmax; L2 0.1"),
     "W7": dict(kind="conv", fc=(1000, 1000), p=0.5, cost="log-likelihood", eta=0.03,
                lmbda=0.0, n=10_000, dtypes=("float32",),
-               about="W6 with dropout 0.5 on both FC layers' inputs and the softmax's"),
+               book_dropout=True,
+               about="W6 with dropout 0.5 on both FC layers' inputs and the softmax's "
+                     "(network3's dropout, as the dropout preset; torch's is inverted)"),
 }
 PLAN = [("W1", 10), ("W2", 10), ("W3", 10), ("W6", 10), ("W7", 10), ("W1", 64), ("W1", 256),
         ("W2", 64), ("W2", 256), ("W3", 64), ("W3", 256)]
@@ -105,8 +107,10 @@ def nndl_net(w, dtype, seed=0):
     sizes, p = _fc_sizes(w), w.get("p", 0.0)
     layers = [ConvPoolLayer((20, 1, 5, 5), (10, 1, 28, 28), (2, 2), "relu"),
               ConvPoolLayer((40, 20, 5, 5), (10, 20, 12, 12), (2, 2), "relu")]
-    layers += [FullyConnectedLayer(a, b, "relu", p_dropout=p) for a, b in zip(sizes[:-2], sizes[1:-1])]
-    layers.append(SoftmaxLayer(sizes[-2], 10, p_dropout=p))
+    book = w.get("book_dropout", False)
+    layers += [FullyConnectedLayer(a, b, "relu", p_dropout=p, book_dropout=book)
+               for a, b in zip(sizes[:-2], sizes[1:-1])]
+    layers.append(SoftmaxLayer(sizes[-2], 10, p_dropout=p, book_dropout=book))
     return Network(layers, cost="log-likelihood", dtype=dtype, seed=seed)
 
 

@@ -15,7 +15,11 @@ computed from those files.
     python scripts/ch6_ladder.py --preset ensemble --seed 0 --runs RUNS_DIR --resume
     python scripts/ch6_ladder.py --report          # tables and figures from results/
 
-The ``dropout`` rung is the ensemble's first member (the same net, the same seed).
+The ``dropout`` rung is the ensemble's first member (the same net, the same seed), and
+every ``dropout`` run writes the member's softmax outputs.  ``--preset ensemble --seed
+S`` trains seeds S..S+4 one after the other and votes; on a machine with cores to spare,
+run ``--preset dropout --seed S`` for each seed in processes of their own, then
+``--vote S ...``.
 """
 import argparse
 import glob
@@ -107,7 +111,7 @@ def train(preset, seed, runs, resume, results, data=None, epochs=None, train_siz
     prior = json.load(open(path))["wall_seconds"] if resume and os.path.exists(path) else 0.0
     net.SGD(training, n_epochs, 10, eta, validation, None, lmbda=lmbda, verbose=False,
             callback=after_epoch, checkpoint=ckpt, resume=resume)
-    if preset == "ensemble":
+    if net_preset == "dropout":  # every dropout run is a possible ensemble member
         np.save(path.replace(".json", "-softmax.npy"), _softmax(net, test[0]).astype(np.float16))
     return path
 
