@@ -41,12 +41,18 @@ from mnist_conv import ENSEMBLE_SIZE, PRESETS, _build  # noqa: E402
 from nndl import cli  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "results")
+MAX_MISTAKES = 100  # digits drawn in the ensemble's mistakes figure (the book's has 33)
 LADDER = ["fc100", "conv1", "conv2", "relu", "expanded", "two-fc", "fc300", "fc1000",
           "dropout", "ensemble"]
 NAMES = {"fc100": "FC100 sigmoid", "conv1": "ConvPool + FC100", "conv2": "two ConvPool + FC100",
          "relu": "ReLU, λ 0.1", "expanded": "expanded data (250,000 images)",
          "two-fc": "+ a second FC100", "fc300": "two FC300", "fc1000": "two FC1000",
          "dropout": "two FC1000, dropout 0.5", "ensemble": "vote of 5 dropout nets"}
+
+
+def _read(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 def record_path(preset, seed, results=RESULTS):
@@ -75,8 +81,10 @@ def make_record(preset, seed, command, history, test, epochs, wall, partial):
     }
 
 
-def train(preset, seed, runs, resume, results, data=None, epochs=None, train_size=None):
-    """One full run of ``preset`` (for ``ensemble``: one dropout member) with its record."""
+def train(preset, seed, runs, resume, results, data=None, epochs=None, train_size=None,
+          command=None):
+    """One full run of ``preset`` (for ``ensemble``: one dropout member) with its record;
+    ``command`` is recorded as the command that ran it."""
     from nndl import network3
     from nndl.data import load_mnist
     from nndl.expand import expand_mnist
@@ -84,7 +92,7 @@ def train(preset, seed, runs, resume, results, data=None, epochs=None, train_siz
     net_preset = "dropout" if preset == "ensemble" else preset
     n_epochs, eta, lmbda, expanded, _ = PRESETS[net_preset]
     n_epochs = epochs or n_epochs
-    command = _command(sys.argv[1:])
+    command = command or _command(sys.argv[1:])
     training, validation, test = load_mnist(data, dtype="float32")
     if train_size:
         training = (training[0][:train_size], training[1][:train_size])
@@ -95,7 +103,7 @@ def train(preset, seed, runs, resume, results, data=None, epochs=None, train_siz
     ckpt = os.path.join(runs, os.path.basename(path).replace(".json", ".ckpt.npz"))
     tests = []
     if resume and os.path.exists(path):
-        tests = list(json.load(open(path))["test_accuracy_per_epoch"])
+        tests = list(_read(path)["test_accuracy_per_epoch"])
     start = time.time()
 
     def after_epoch(epoch, net, history):
@@ -108,7 +116,7 @@ def train(preset, seed, runs, resume, results, data=None, epochs=None, train_siz
                           time.time() - start + prior, partial=not done)
         cli.write_json(rec, path)
 
-    prior = json.load(open(path))["wall_seconds"] if resume and os.path.exists(path) else 0.0
+    prior = _read(path)["wall_seconds"] if resume and os.path.exists(path) else 0.0
     net.SGD(training, n_epochs, 10, eta, validation, None, lmbda=lmbda, verbose=False,
             callback=after_epoch, checkpoint=ckpt, resume=resume)
     if net_preset == "dropout":  # every dropout run is a possible ensemble member
@@ -119,7 +127,7 @@ def train(preset, seed, runs, resume, results, data=None, epochs=None, train_siz
 def import_json(path, command, results=RESULTS):
     """A record from a run of ``scripts/mnist_conv.py --json`` (which measured the test
     accuracy only at new-best validation epochs: the other epochs' are null)."""
-    doc = json.load(open(path))
+    doc = _read(path)
     h = doc["histories"][0]
     validation = [a / h["n_evaluation"] for a in h["evaluation_accuracy"]]
     best = best_epoch(validation)
@@ -176,7 +184,7 @@ def records(results=RESULTS):
     """{preset: [records, lowest seed first]} of every run under results/."""
     out = {}
     for path in glob.glob(os.path.join(results, "ch6-*.json")):
-        rec = json.load(open(path))
+        rec = _read(path)
         out.setdefault(rec["preset"], []).append(rec)
     for recs in out.values():
         recs.sort(key=lambda r: r.get("seed", -1))
@@ -218,7 +226,8 @@ def results_table(recs):
 
 
 def replace_between(path, start, end, lines):
-    text = open(path).read()
+    with open(path) as f:
+        text = f.read()
     a, b = text.index(start) + len(start), text.index(end)
     with open(path, "w") as f:
         f.write(text[:a] + "\n" + "\n".join(lines) + "\n" + text[b:])
@@ -264,10 +273,11 @@ def figures(recs, results=RESULTS, data=None):
 
         test = load_mnist(data, dtype="float32")[2]
         wrong = recs["ensemble"][0]["misclassified"]
-        idx = np.asarray(wrong["index"], dtype=int)
-        if len(idx):
+        idx = np.asarray(wrong["index"], dtype=int)[:MAX_MISTAKES]
+        if len(idx):  # the book's figure: each digit with its true and predicted label
             plots.digits(test[0][idx], os.path.join(results, "ch6-ensemble-mistakes.png"),
-                         titles=[f"{t}→{p}" for t, p in zip(wrong["label"], wrong["predicted"])])
+                         titles=[f"{t}→{p}" for t, p in zip(wrong["label"][:MAX_MISTAKES],
+                                                             wrong["predicted"][:MAX_MISTAKES])])
 
 
 def main(argv=None):
@@ -297,7 +307,8 @@ def main(argv=None):
         seeds = [args.seed + k for k in range(ENSEMBLE_SIZE)] if args.preset == "ensemble" else [args.seed]
         for s in seeds:
             print(train(args.preset, s, args.runs, args.resume, args.results, args.data,
-                        args.epochs, args.train_size))
+                        args.epochs, args.train_size,
+                        _command(sys.argv[1:] if argv is None else list(argv))))
         if args.preset == "ensemble":
             args.vote = seeds
     if args.vote:
