@@ -99,12 +99,15 @@ class ExpandedImages(Examples):
         H, W.
     dtype : numpy dtype
         The rows' dtype (the source is converted once).
+    example_shape : tuple, optional
+        Each row's shape (default (H·W,)); ``reshape`` gives e.g. (1, H, W) for a
+        convolutional net.
     """
 
     def __init__(self, X, image_shape=(28, 28), dtype=np.float32, example_shape=None):
         H, W = (int(v) for v in image_shape)
         xp = backend.xp(X)
-        X = xp.asarray(X) if xp is not np else np.asarray(X)
+        X = xp.asarray(X)
         if X.ndim not in (2, 3) or int(np.prod(X.shape[1:])) != H * W:
             raise ShapeError(f"X: expected (N, {H * W}) or (N, {H}, {W}) images, got shape {X.shape}")
         dtype = np.dtype(dtype)
