@@ -507,12 +507,9 @@ class FullyConnectedLayer(Dense):
 
     @property
     def input_keep_scale(self):
-        """The factor on the inputs kept in training: 1/(1-p), or 1 with the book's
-        dropout (the fused path rounds it to the weights' dtype, as
-        :class:`~nndl.layers.Dropout` does)."""
-        if not self.dropout.inverted or self.p_dropout == 0.0:
-            return 1.0
-        return 1.0 / (1.0 - self.p_dropout)
+        """The factor on the inputs kept in training, :class:`~nndl.layers.Dropout`'s
+        ``keep_scale`` (the fused path rounds it to the weights' dtype, as Dropout does)."""
+        return self.dropout.keep_scale
 
     @property
     def stochastic(self):

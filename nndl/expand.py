@@ -40,13 +40,20 @@ def _side(X, image_shape):
     return H, W
 
 
+def _windows(H, W, rows, cols):
+    """(to, from): the slices of an H x W image that a shift of ``rows`` down and
+    ``cols`` right (negative: up/left) moves pixels to and takes them from."""
+    return ((slice(max(0, rows), H - max(0, -rows)), slice(max(0, cols), W - max(0, -cols))),
+            (slice(max(0, -rows), H - max(0, rows)), slice(max(0, -cols), W - max(0, cols))))
+
+
 def shift(images, rows, cols, out=None):
     """(N, H, W) images moved ``rows`` down and ``cols`` right (negative: up/left), zero-filled."""
     H, W = images.shape[1:]
     out = np.empty_like(images) if out is None else out
     out[...] = 0
-    out[:, max(0, rows):H - max(0, -rows), max(0, cols):W - max(0, -cols)] = \
-        images[:, max(0, -rows):H - max(0, rows), max(0, -cols):W - max(0, cols)]
+    (tr, tc), (fr, fc) = _windows(H, W, rows, cols)
+    out[:, tr, tc] = images[:, fr, fc]
     return out
 
 
@@ -113,13 +120,10 @@ class ExpandedImages(Examples):
         dtype = np.dtype(dtype)
         if not np.issubdtype(dtype, np.floating):
             raise ConfigError(f"dtype: expected a float dtype, got {dtype}")
-        self.images = xp.ascontiguousarray(X.reshape(len(X), H, W).astype(dtype, copy=False))
         self.image_shape = (H, W)
-        self.dtype = dtype
-        example_shape = (H * W,) if example_shape is None else tuple(example_shape)
-        if int(np.prod(example_shape)) != H * W:
-            raise ShapeError(f"cannot make {H}x{W} images into examples of shape {example_shape}")
-        self.shape = (5 * len(X),) + example_shape
+        self.shape = (5 * len(X), H * W)
+        self._set(xp.ascontiguousarray(X.reshape(len(X), H, W).astype(dtype, copy=False)),  # (N, H, W)
+                  dtype, (H * W,) if example_shape is None else example_shape)
 
     def take(self, idx):
         xp = backend.xp(self.images)
@@ -130,12 +134,9 @@ class ExpandedImages(Examples):
             sel = np.flatnonzero(kind == s)
             if not sel.size:
                 continue
-            rows, cols = (0, 0) if s == 0 else SHIFTS[s - 1][1:]
-            # shift()'s copy: the rows and columns that stay in the image, moved
-            dst_sel, src_sel = xp.asarray(sel), xp.asarray(src[sel])
-            out[dst_sel, max(0, rows):H - max(0, -rows), max(0, cols):W - max(0, -cols)] = \
-                self.images[src_sel, max(0, -rows):H - max(0, rows), max(0, -cols):W - max(0, cols)]
-        return out.reshape((len(idx),) + self.shape[1:])
+            (tr, tc), (fr, fc) = _windows(H, W, *((0, 0) if s == 0 else SHIFTS[s - 1][1:]))
+            out[xp.asarray(sel), tr, tc] = self.images[xp.asarray(src[sel]), fr, fc]  # shift()'s copy
+        return out.reshape((len(idx),) + self.shape[1:])          # (len(idx), *example_shape)
 
     def reshape(self, *shape):
         """The same examples, each of shape ``shape[1:]`` (``shape[0]``: len or -1)."""
@@ -162,13 +163,18 @@ class ExpandedImages(Examples):
         return backend.all_finite(self.images)
 
     def _with(self, images, dtype, example_shape):
+        """A copy holding ``images`` whose rows are ``dtype`` examples of ``example_shape``."""
         new = object.__new__(type(self))
-        new.images, new.image_shape, new.dtype = images, self.image_shape, np.dtype(dtype)
+        new.image_shape, new.shape = self.image_shape, self.shape
+        new._set(images, dtype, example_shape)
+        return new
+
+    def _set(self, images, dtype, example_shape):
         if int(np.prod(example_shape)) != int(np.prod(self.image_shape)):
             raise ShapeError(f"cannot make {self.image_shape} images into examples of shape "
                              f"{tuple(example_shape)}")
-        new.shape = (len(self),) + tuple(int(v) for v in example_shape)
-        return new
+        self.images, self.dtype = images, np.dtype(dtype)
+        self.shape = (len(self),) + tuple(int(v) for v in example_shape)
 
     def __repr__(self):
         return (f"ExpandedImages({len(self) // 5} source images -> {len(self)} examples of "

@@ -21,10 +21,9 @@ class Examples:
     an ``Examples``: ``x[idx]`` (an integer array, a slice or an int) gives the rows
     as an array, made a mini-batch at a time.  Subclasses (:class:`nndl.expand.
     ExpandedImages`) implement :meth:`take`, :meth:`reshape`, :meth:`astype`,
-    :meth:`to` and :meth:`all_finite`, and set ``shape`` and ``dtype``.  The training
-    loop runs them on the readable path and on :mod:`nndl.fast.suffix` (which indexes
-    each mini-batch); the whole-net fused loop, which hands the whole array to numba,
-    is not used for them.
+    :meth:`to` and :meth:`all_finite`, and set ``shape`` and ``dtype``.  The readable
+    path indexes each mini-batch; the fused loops are handed each run of mini-batches
+    gathered in the order they are used, so both train to the bits of the held array.
     """
 
     shape = (0,)
@@ -104,9 +103,8 @@ def examples(net, x, what):
     """``x`` as (N, *net.input_shape) of the net's dtype on its device: a ShapeError for
     the wrong number of values per example, a DataError for NaN or infinity.  An
     :class:`Examples` stays one (its rows are made when indexed)."""
-    if isinstance(x, Examples):
-        pass
-    elif backend.xp(x) is np:
+    on_demand = isinstance(x, Examples)
+    if not on_demand and backend.xp(x) is np:
         x = np.asarray(x)
         if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
             raise DataError(f"{what}: expected numbers, got an array of dtype {x.dtype}")
@@ -122,11 +120,9 @@ def examples(net, x, what):
         raise DataError(f"{what}: expected real numbers, got dtype {x.dtype}")
     if x.dtype != net.dtype:
         x = x.astype(net.dtype)
-    if not (x.all_finite() if isinstance(x, Examples) else backend.all_finite(x)):
+    if not (x.all_finite() if on_demand else backend.all_finite(x)):
         raise DataError(f"{what}: inputs contain NaN or infinity")
-    if isinstance(x, Examples):
-        return x.to(net.xp)
-    return backend.move(x, net.xp)                           # to the network's device, once
+    return x.to(net.xp) if on_demand else backend.move(x, net.xp)  # to the network's device, once                           # to the network's device, once
 
 
 def dataset(net, data, what):

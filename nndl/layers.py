@@ -290,8 +290,13 @@ class Dropout(Layer):
             keep = backend.xp(a_in).asarray(self.rng.random(a_in.shape) >= self.p)
         self.mask = keep.astype(a_in.dtype)
         if self.inverted:
-            self.mask *= a_in.dtype.type(1.0 / (1.0 - self.p))
+            self.mask *= a_in.dtype.type(self.keep_scale)
         return a_in * self.mask
+
+    @property
+    def keep_scale(self):
+        """The factor on the kept units in training: 1/(1-p) (inverted), or 1 (the book's)."""
+        return 1.0 / (1.0 - self.p) if self.inverted else 1.0
 
     @property
     def stochastic(self):

@@ -256,9 +256,9 @@ def report(results=RESULTS, data=None):
 def figures(recs, results=RESULTS, data=None):
     from nndl import plots
 
-    ours = {p: 100 * recs[p][0]["test_accuracy"] for p in LADDER
-            if p in recs and recs[p][0].get("test_accuracy") is not None}
-    ours = {p: ours.get(p, EARLIER.get(p)) for p in LADDER if p in ours or p in EARLIER}
+    measured = {p: recs[p][0].get("test_accuracy") for p in recs}
+    ours = {p: 100 * measured[p] if measured.get(p) is not None else EARLIER.get(p) for p in LADDER}
+    ours = {p: acc for p, acc in ours.items() if acc is not None}  # rungs with a figure
     rungs = list(ours)
     if rungs:
         plt = plots._pyplot()
@@ -277,12 +277,11 @@ def figures(recs, results=RESULTS, data=None):
         from nndl.data import load_mnist
 
         test = load_mnist(data, dtype="float32")[2]
-        wrong = recs["ensemble"][0]["misclassified"]
-        idx = np.asarray(wrong["index"], dtype=int)[:MAX_MISTAKES]
-        if len(idx):  # the book's figure: each digit with its true and predicted label
-            plots.digits(test[0][idx], os.path.join(results, "ch6-ensemble-mistakes.png"),
-                         titles=[f"{t}→{p}" for t, p in zip(wrong["label"][:MAX_MISTAKES],
-                                                             wrong["predicted"][:MAX_MISTAKES])])
+        wrong = {k: v[:MAX_MISTAKES] for k, v in recs["ensemble"][0]["misclassified"].items()}
+        if wrong["index"]:  # the book's figure: each digit with its true and predicted label
+            plots.digits(test[0][np.asarray(wrong["index"], dtype=int)],
+                         os.path.join(results, "ch6-ensemble-mistakes.png"),
+                         titles=[f"{t}→{p}" for t, p in zip(wrong["label"], wrong["predicted"])])
 
 
 def main(argv=None):
@@ -310,10 +309,10 @@ def main(argv=None):
             if not os.path.isdir(dirname):
                 p.error(f"no such folder: {dirname}")
         seeds = [args.seed + k for k in range(ENSEMBLE_SIZE)] if args.preset == "ensemble" else [args.seed]
+        command = _command(sys.argv[1:] if argv is None else list(argv))
         for s in seeds:
             print(train(args.preset, s, args.runs, args.resume, args.results, args.data,
-                        args.epochs, args.train_size,
-                        _command(sys.argv[1:] if argv is None else list(argv))))
+                        args.epochs, args.train_size, command))
         if args.preset == "ensemble":
             args.vote = seeds
     if args.vote:

@@ -33,10 +33,11 @@ def fusable(net, optimizer=None, regularization=None, x=None, mini_batch_size=No
     is given (with ``regularization``, an L1/L2 instance or None), for evaluation when
     not; ``x``, if given, must be a numpy array of the network's dtype, or
     :class:`nndl.inputs.Examples` of it (whose rows the callers gather a run of
-    mini-batches, or an evaluation batch, at a time).  In training, a net that is not all dense runs its dense
-    suffix fused when ``mini_batch_size`` is given and small (:mod:`nndl.fast.suffix`)."""
-    on_demand = isinstance(x, Examples)
-    if x is not None and not ((type(x) is np.ndarray or on_demand) and x.dtype == net.dtype):
+    mini-batches, or an evaluation batch, at a time).  In training, a net that is not
+    all dense runs its dense suffix fused when ``mini_batch_size`` is given and small
+    (:mod:`nndl.fast.suffix`)."""
+    if x is not None and not ((type(x) is np.ndarray or isinstance(x, Examples))
+                              and x.dtype == net.dtype):
         return False
     if optimizer is None:
         return dense._dense_stack(net.layers)

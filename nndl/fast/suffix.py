@@ -33,8 +33,8 @@ prefix's draws (in its forward pass) and each suffix layer's mask,
 ``rng.random((m, n_in)) >= p``, layer by layer.  So the weights after a run equal the
 reference path's up to the last bits of reassociated sums
 (``tests/test_fast_suffix.py``).  Like :mod:`nndl.fast.dense`, this module knows no
-class of the model: it reads ``kernel``, ``input_dropout``, ``input_keep_scale`` and the activations', cost's,
-regularizer's and optimizer's ``kernel`` ids.
+class of the model: it reads ``kernel``, ``input_dropout``, ``input_keep_scale`` and the
+activations', cost's, regularizer's and optimizer's ``kernel`` ids.
 """
 import numpy as np
 
