@@ -148,3 +148,49 @@ def test_divergence_is_reported_before_the_bad_update():
             net.SGD((x * 1e3, y), 3, 10, 50.0, verbose=False, fast=fast_path)
         errors.append(str(e.value))
     assert "diverged" in errors[1]
+
+
+def test_a_large_suffix_trains_on_threads_to_the_same_bits(monkeypatch):
+    # Layers big enough that the kernels split them among threads (rows of the update
+    # and forward pass, column blocks of wᵀδ): any number of threads gives the same sums.
+    def make():
+        return Network([Dropout(0.2), FullyConnectedLayer(600, 300, "relu", p_dropout=0.3),
+                        SoftmaxLayer(300, 5, p_dropout=0.1)], cost="log-likelihood", seed=4,
+                       input_shape=(600,))
+
+    rng = np.random.default_rng(1)
+    x, y = rng.random((45, 600)), rng.integers(0, 5, 45)
+    blas = fast.shards._blas()
+    blas_threads = lambda: [lc.num_threads for lc in blas.lib_controllers]  # noqa: E731
+    before, during = blas_threads() if blas else None, []
+    run, backward = suffix.SuffixTrainer.run, suffix.SuffixTrainer._backward
+    monkeypatch.setattr(suffix.SuffixTrainer, "_backward", lambda self, *a: (
+        during.append(blas_threads() if blas else None), backward(self, *a))[1])
+    nets = {}
+    for nt in (1, 2, 3):
+        monkeypatch.setattr(suffix.SuffixTrainer, "run",
+                            lambda *a, nt=nt, **k: run(*a, nt=nt, **k))
+        nets[nt] = make()
+        nets[nt].SGD((x, y), 2, 10, 0.1, lmbda=0.5, verbose=False)
+    for nt in (2, 3):
+        for a, b in zip(nets[1].layers, nets[nt].layers):
+            for (name, p, _), (_, q, _) in zip(a.parameters(), b.parameters()):
+                np.testing.assert_array_equal(q, p, err_msg=f"{nt} threads, {name}")
+    ref = make()
+    ref.SGD((x, y), 2, 10, 0.1, lmbda=0.5, verbose=False, fast=False)
+    _assert_same_weights(ref, nets[2])
+    if blas is not None:  # BLAS held to one thread while numba's threads ran, then restored
+        assert during[-1] == [1] * len(before)
+        assert blas_threads() == before
+
+
+def test_only_a_large_suffix_takes_the_threads():
+    small, large = _conv_net(), Network(
+        [ConvPoolLayer((4, 1, 5, 5), (None, 1, 28, 28), (2, 2), "relu"),
+         FullyConnectedLayer(576, 1000, "relu", p_dropout=0.5),
+         FullyConnectedLayer(1000, 1000, "relu", p_dropout=0.5),
+         SoftmaxLayer(1000, 10, p_dropout=0.5)], cost="log-likelihood", seed=0,
+        dtype=np.float32)
+    assert suffix.SuffixTrainer(small, 10).threads() == 1
+    assert suffix.SuffixTrainer(large, 10).n_weights >= suffix.PARALLEL_WEIGHTS
+    assert suffix.SuffixTrainer(large, 10).threads() == fast.dense.threads()

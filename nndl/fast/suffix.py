@@ -47,6 +47,12 @@ KERNELS = ("dense", "dense-dropout")
 # their products near its speed; a batch that nndl.fast.shards cuts (a convolutional
 # net's, from 32 images on) goes there too.
 MAX_BATCH = 31
+# A suffix with at least this many weights trains on numba's threads (the layers' rows
+# split into one band per thread), BLAS held to one thread meanwhile.  Chapter 6's
+# FC1000 nets (1.65 M weights: as many multiply-adds per example as both convolutions)
+# then take fewer seconds a step; with an FC100 or FC300 suffix the convolutions lose
+# more from BLAS's single thread than the suffix gains.
+PARALLEL_WEIGHTS = 1_000_000
 
 
 def split(layers):
@@ -102,6 +108,12 @@ class SuffixTrainer:
         self.y = np.empty((m, suffix[-1].n_out), dt)
         self.rows = np.arange(m)
         self.scales = np.ones(len(suffix) + 1, dt)  # per layer, + L2's factor
+        self.n_weights = sum(l.n_in * l.n_out for l in suffix)
+
+    def threads(self):
+        """The numba threads a step of the suffix runs on: :func:`nndl.fast.dense.threads`
+        for a suffix of PARALLEL_WEIGHTS weights or more, else 1."""
+        return dense.threads() if self.n_weights >= PARALLEL_WEIGHTS else 1
 
     def _forward_prefix(self, x, idx):
         """Mini-batch x[idx]'s forward pass through the prefix, and its suffix layers'
@@ -116,19 +128,18 @@ class SuffixTrainer:
 
     def run(self, x, y, perm, start, stop, eta, reg, n, nt=None):
         """Train on mini-batches starting at perm[start], perm[start + m], ... < stop, on
-        ``nt`` numba threads (default 1: at these mini-batches a step alternates between
-        the single-threaded prefix and a small suffix, and waking numba's threads for the
-        suffix cost more than they saved on chapter 6's nets).
+        ``nt`` numba threads (default :meth:`threads`); the result does not depend on
+        ``nt``.
 
         Returns -1, or the index (from 0) of the first mini-batch whose output went
         non-finite, before that batch's update is applied.
         """
         kind = _REG[None if reg is None else reg.kernel]
         decay = 0.0 if reg is None else eta * reg.lmbda / n
-        nt = 1 if nt is None else nt
+        nt = self.threads() if nt is None else nt
         # BLAS (the prefix's products) on one thread while numba's threads run the
         # suffix: OpenBLAS's idle workers spin after each call, on the cores numba's
-        # threads need (at mini-batch 10 a step ran 5x slower with both on two threads).
+        # threads need, and two pools spinning on the same cores slow each other many-fold.
         # Where BLAS cannot be held back, numba keeps to one thread instead.
         blas = shards._blas() if nt > 1 else None
         if nt > 1 and blas is None:
