@@ -127,7 +127,7 @@ def parse_args(argv=None):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--checkpoint", metavar="PATH",
                    help="write a checkpoint (.npz) after every epoch, atomically "
-                        "(for ensembles, one per network: PATH-1.npz, ...)")
+                        "(for ensembles, one per network: PATH-0.npz, PATH-1.npz, ...)")
     p.add_argument("--resume", action="store_true",
                    help="continue from --checkpoint if it exists (same result as an unbroken run)")
     p.add_argument("--json", metavar="PATH", help="write the per-epoch results as JSON")
