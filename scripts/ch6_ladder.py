@@ -216,7 +216,7 @@ def results_table(recs):
         for rec in recs.get(preset, []):
             if preset == "ensemble":
                 lines.append(f"| `ensemble` | {rec['book']:.2f}% | {100 * rec['test_accuracy']:.2f}% "
-                             f"(members {', '.join(f'{100 * a:.2f}%' for a in rec['member_test_accuracy'])}) "
+                             f"(members at their last epoch, whose outputs vote: {', '.join(f'{100 * a:.2f}%' for a in rec['member_test_accuracy'])}) "
                              f"| {', '.join(map(str, rec['members']))} | — | — | `{rec['command']}` |")
                 continue
             if rec["test_accuracy"] is None:
@@ -279,9 +279,9 @@ def figures(recs, results=RESULTS, data=None):
         test = load_mnist(data, dtype="float32")[2]
         wrong = {k: v[:MAX_MISTAKES] for k, v in recs["ensemble"][0]["misclassified"].items()}
         if wrong["index"]:  # the book's figure: each digit with its true and predicted label
-            plots.digits(test[0][np.asarray(wrong["index"], dtype=int)],
-                         os.path.join(results, "ch6-ensemble-mistakes.png"),
-                         titles=[f"{t}→{p}" for t, p in zip(wrong["label"], wrong["predicted"])])
+            plots.misclassified_digits(test[0][np.asarray(wrong["index"], dtype=int)],
+                                       wrong["predicted"], wrong["label"],
+                                       os.path.join(results, "ch6-ensemble-mistakes.png"))
 
 
 def main(argv=None):
