@@ -210,8 +210,9 @@ def table_rows(recs):
 
 def results_table(recs):
     """docs/results.md: every run with its seed, epochs, timing and command."""
-    lines = ["| rung | book | nndl test (at best validation) | seed | best epoch | "
-             "s/epoch (median) | command |", "|---|---|---|---|---|---|---|"]
+    lines = ["| rung | book | nndl test (at best validation) | seed | "
+             "best epoch (from 0, as network3 counts) | s/epoch (median) | command |",
+             "|---|---|---|---|---|---|---|"]
     for preset in LADDER:
         for rec in recs.get(preset, []):
             if preset == "ensemble":
