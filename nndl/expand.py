@@ -121,7 +121,6 @@ class ExpandedImages(Examples):
         if not np.issubdtype(dtype, np.floating):
             raise ConfigError(f"dtype: expected a float dtype, got {dtype}")
         self.image_shape = (H, W)
-        self.shape = (5 * len(X), H * W)
         self._set(xp.ascontiguousarray(X.reshape(len(X), H, W).astype(dtype, copy=False)),  # (N, H, W)
                   dtype, (H * W,) if example_shape is None else example_shape)
 
@@ -165,7 +164,7 @@ class ExpandedImages(Examples):
     def _with(self, images, dtype, example_shape):
         """A copy holding ``images`` whose rows are ``dtype`` examples of ``example_shape``."""
         new = object.__new__(type(self))
-        new.image_shape, new.shape = self.image_shape, self.shape
+        new.image_shape = self.image_shape
         new._set(images, dtype, example_shape)
         return new
 
@@ -174,7 +173,7 @@ class ExpandedImages(Examples):
             raise ShapeError(f"cannot make {self.image_shape} images into examples of shape "
                              f"{tuple(example_shape)}")
         self.images, self.dtype = images, np.dtype(dtype)
-        self.shape = (len(self),) + tuple(int(v) for v in example_shape)
+        self.shape = (5 * len(images),) + tuple(int(v) for v in example_shape)  # 5 per source image
 
     def __repr__(self):
         return (f"ExpandedImages({len(self) // 5} source images -> {len(self)} examples of "

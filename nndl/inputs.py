@@ -122,7 +122,7 @@ def examples(net, x, what):
         x = x.astype(net.dtype)
     if not (x.all_finite() if on_demand else backend.all_finite(x)):
         raise DataError(f"{what}: inputs contain NaN or infinity")
-    return x.to(net.xp) if on_demand else backend.move(x, net.xp)  # to the network's device, once                           # to the network's device, once
+    return x.to(net.xp) if on_demand else backend.move(x, net.xp)  # to the network's device, once
 
 
 def dataset(net, data, what):

@@ -191,6 +191,7 @@ def test_only_a_large_suffix_takes_the_threads():
          FullyConnectedLayer(1000, 1000, "relu", p_dropout=0.5),
          SoftmaxLayer(1000, 10, p_dropout=0.5)], cost="log-likelihood", seed=0,
         dtype=np.float32)
+    big = suffix.SuffixTrainer(large, 10)
     assert suffix.SuffixTrainer(small, 10).threads() == 1
-    assert suffix.SuffixTrainer(large, 10).n_weights >= suffix.PARALLEL_WEIGHTS
-    assert suffix.SuffixTrainer(large, 10).threads() == fast.dense.threads()
+    assert big.n_weights >= suffix.PARALLEL_WEIGHTS
+    assert big.threads() == fast.dense.threads()
