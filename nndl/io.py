@@ -379,8 +379,10 @@ def _expectations(expect, meta, name):
     if callable(expect) and not isinstance(expect, Mapping):
         try:
             expect = expect(meta)
-        except NNDLError:
+        except FormatError:
             raise
+        # a ConfigError or ShapeError here is the file's description refused by a layer's
+        # constructor or the dtype check: a damaged file, so a FormatError naming it
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise FormatError(f"{name}: bad layer description ({type(e).__name__}: {e})") from None
         if expect is not None and not isinstance(expect, Mapping):

@@ -233,6 +233,19 @@ def test_model_loader_survives_mutated_files(tmp_path, saved_models, suffix, whe
     assert all(np.isfinite(w).all() for w in net.weights)
 
 
+@pytest.mark.parametrize("old, new", [('"dtype": "float64"', '"dtype": "floa 64"'),
+                                      ('"n_out": 4', '"n_out": -4')])
+def test_model_loader_names_a_description_the_layers_refuse(tmp_path, saved_models, old, new):
+    # Found by the fuzz test above: a damaged dtype (or a layer size a constructor
+    # refuses) came out as the constructor's ConfigError, not a FormatError naming the file.
+    data = saved_models[".json"]
+    assert old.encode() in data
+    path = tmp_path / "described.json"
+    path.write_bytes(data.replace(old.encode(), new.encode()))
+    with pytest.raises(FormatError, match="described.json: bad layer description"):
+        Network.load(path)
+
+
 @pytest.mark.parametrize("method", [2, 14, 99])  # implode, LZMA, unassigned
 def test_model_loader_names_an_unknown_zip_compression_method(tmp_path, saved_models, method):
     # Found by the fuzz test above: one flipped byte in a member's compression-method
